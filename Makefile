@@ -1,0 +1,32 @@
+# Two commands for a new user: `make demo` and `make test`. Each sets up what it needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SALSA ?= ../shared/data/cmu61-salsa-bvh
+# PyTorch's CPU allocator spends ~45% of conv training in page faults without transparent huge pages.
+export THP_MEM_ALLOC_ENABLE := 1
+
+.PHONY: setup demo test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# Pin torch first: an unpinned torch pulls a multi-GB CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/dancenet generate -o dance.mp4 --seconds 30 --seed 0
+
+test: setup
+	$(BIN)/python -m pytest -q tests
+
+bench: setup
+	$(BIN)/python benchmarks/run_all.py --data $(SALSA)
+
+clean:
+	rm -rf $(VENV) data runs report dance.mp4

@@ -1,0 +1,66 @@
+"""The ``dancenet`` command line: parse arguments, call library functions, print.
+
+Each command lives in ``dancenet.commands.<name>`` with a ``register`` function; this file only
+assembles them and turns a user's mistake (:class:`DancenetError`) into one line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+COMMAND_MODULES = ("prepare", "vae", "motion", "generate", "evaluate")
+
+DESCRIPTION = """\
+dancenet learns how a dancer moves from video or motion capture, then generates new dance videos.
+
+typical session:
+  dancenet prepare dance.mp4 --out data/me          # video, image folder or BVH -> silhouettes
+  dancenet train vae data/me --out runs/me          # compress frames to latents
+  dancenet encode runs/me data/me                   # latents for the motion model
+  dancenet train motion runs/me                     # learn how latents follow each other
+  dancenet generate runs/me -o dance.mp4 --seconds 60
+  dancenet generate -o dance.mp4                    # the bundled salsa model
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dancenet", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", "-q", action="store_true", help="no progress bars or chatter")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    train = commands.add_parser("train", help="train the VAE or the motion model",
+                                description="Train one stage of a run: `train vae`, then "
+                                            "`encode`, then `train motion`.")
+    train_commands = train.add_subparsers(dest="stage", metavar="STAGE", required=True)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"dancenet.commands.{name}")
+        module.register(commands, train_commands, common)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Must be set before torch allocates anything (see dancenet.runtime).
+    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .errors import DancenetError
+    from .runtime import configure
+
+    configure()
+    try:
+        result = args.handler(args)
+    except DancenetError as error:
+        print(f"dancenet: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dancenet: interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

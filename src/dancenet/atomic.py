@@ -13,6 +13,13 @@ from pathlib import Path
 from typing import Iterator
 
 
+def _default_mode(directory: bool) -> int:
+    """What ``open``/``mkdir`` would have given under the current umask (mkstemp gives 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
@@ -27,6 +34,7 @@ def atomic_file(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
                                      dir=target.parent)
     os.close(fd)
     temporary = Path(temporary)
+    os.chmod(temporary, _default_mode(directory=False))
     try:
         yield temporary
         with open(temporary, "rb+") as handle:
@@ -43,6 +51,7 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    os.chmod(temporary, _default_mode(directory=True))
     try:
         yield temporary
         if target.exists():

@@ -1,0 +1,176 @@
+"""`dancenet evaluate` (a run's generated dance) and `dancenet evaluate-video` (any video)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EVALUATE_EPILOG = """\
+examples:
+  dancenet evaluate runs/me --reference data/me -o report/
+  dancenet evaluate runs/me --reference data/me --seconds 30 --samples 5 --temperature 0.8 -o report/
+
+Generates --samples videos (seeds 0..N-1) and measures them against real dance: the run's
+held-out clips when its config records validation clips, else the whole reference dataset.
+Writes report/metrics.json and report/index.html (self-contained: open it from disk).
+Metric definitions: docs/metrics.md.
+"""
+
+VIDEO_EPILOG = """\
+examples:
+  dancenet evaluate-video dance.mp4 --reference data/salsa -o report/
+  dancenet evaluate-video seed0.mp4 seed1.mp4 seed2.mp4 --reference data/salsa -o report/
+
+Any video from any system: the dancer must be bright on a dark background (silhouettes, as
+dancenet writes them). A video of another size is fitted to the reference's size (keeping its
+aspect ratio) and resampled to its frame rate; both are reported on stderr.
+"""
+
+
+def register(commands, train_commands, common) -> None:
+    parser = commands.add_parser("evaluate", parents=[common], help="measure how well a run dances",
+                                 description="Generate dance with a run and measure it against real dance.",
+                                 epilog=EVALUATE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", metavar="RUN", help="training run directory (with vae.* and motion.*)")
+    parser.add_argument("--reference", required=True, metavar="DATASET", help="prepared dataset of real dance")
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of each generated video (default 60)")
+    parser.add_argument("--samples", type=int, default=3, help="videos to generate, seeds 0..N-1 (default 3)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="mixture-weight temperature (default 1)")
+    parser.add_argument("--sigma-temperature", type=float, default=1.0, help="spread temperature (default 1)")
+    parser.add_argument("--loop-threshold", type=float, default=None,
+                        help="mean soft IoU at which a 1 s window counts as a repeat (default: calibrated)")
+    parser.add_argument("-o", "--out", required=True, metavar="DIR", help="report directory")
+    parser.set_defaults(handler=run_evaluate)
+
+    parser = commands.add_parser("evaluate-video", parents=[common], help="measure any dance video",
+                                 description="Measure videos from any system against real dance.",
+                                 epilog=VIDEO_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video file(s); several = several seeds")
+    parser.add_argument("--reference", required=True, metavar="DATASET", help="prepared dataset of real dance")
+    parser.add_argument("--loop-threshold", type=float, default=None,
+                        help="mean soft IoU at which a 1 s window counts as a repeat (default: calibrated)")
+    parser.add_argument("-o", "--out", required=True, metavar="DIR", help="report directory")
+    parser.set_defaults(handler=run_evaluate_video)
+
+
+def _loop_threshold(args):
+    from ..errors import DancenetError
+    from ..evaluate.metrics import LOOP_THRESHOLD
+
+    if args.loop_threshold is None:
+        return LOOP_THRESHOLD
+    if not 0 < args.loop_threshold <= 1:
+        raise DancenetError(f"--loop-threshold {args.loop_threshold}: must be in (0, 1]")
+    return args.loop_threshold
+
+
+def _finish(evaluation, args, title: str) -> int:
+    from ..evaluate.report import write_report
+
+    write_report(evaluation, args.out, title=title)
+    summary, real = evaluation.metrics["summary"], evaluation.metrics["reference_level"]
+    print(summary_table(summary, real))
+    print(f"report: {args.out}/index.html")
+    return 0
+
+
+def summary_table(summary: dict, real: dict) -> str:
+    """The headline metrics as a plain-text table: metric, generated, real reference."""
+    rows = [("metric", "generated", "real")]
+    for key in ("freeze_ratio", "loop_ratio", "artifact_ratio", "empty_frame_ratio", "frechet_distance",
+                "diversity", "memorisation_mean_best_iou", "copied_frame_ratio", "reconstruction_iou",
+                "motion_nll"):
+        if key in summary or key in real:
+            rows.append((key, _cell(summary.get(key)), _cell(real.get(key))))
+    rows.append(("motion_energy_mean", _cell(summary["motion_energy"]["mean"]),
+                 _cell(real["motion_energy"]["mean"])))
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    return "\n".join(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}" for row in rows)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def run_evaluate(args) -> int:
+    import time
+    from pathlib import Path
+
+    from .. import load
+    from ..dataset import Dataset
+    from ..errors import DancenetError, input_error
+    from ..evaluate import suite
+    from ..evaluate.report import check_report_directory
+    from ..progress import progress
+
+    if not args.seconds > 0:
+        raise DancenetError(f"--seconds {args.seconds}: must be a positive number")
+    if args.samples < 1:
+        raise DancenetError(f"--samples {args.samples}: must be at least 1")
+    if not args.temperature > 0 or not args.sigma_temperature > 0:
+        raise DancenetError("--temperature and --sigma-temperature must be positive")
+    loop_threshold = _loop_threshold(args)
+    check_report_directory(args.out)
+    if not Path(args.run).is_dir():
+        raise input_error(args.run, "no such run directory")
+    dataset = Dataset(args.reference)
+    reference = suite.make_reference(dataset, suite.validation_clips(args.run))
+    model = load(args.run)
+    videos = {}
+    clock = time.perf_counter()
+    for seed in progress(range(args.samples), total=args.samples, desc="generate", unit="video", quiet=args.quiet):
+        frames = model.generate(seconds=args.seconds, seed=seed, temperature=args.temperature,
+                                sigma_temperature=args.sigma_temperature)
+        if frames.shape[1:] != (dataset.height, dataset.width):
+            raise DancenetError(f"{args.run}: generates {frames.shape[2]}x{frames.shape[1]} frames but the "
+                                f"reference {args.reference} is {dataset.width}x{dataset.height}")
+        videos[f"seed {seed}"] = frames
+    generate_seconds = time.perf_counter() - clock
+    clock = time.perf_counter()
+    extra = suite.model_metrics(args.run, dataset, reference.clips)
+    model_seconds = time.perf_counter() - clock
+    for key in ("reconstruction_iou", "motion_nll"):
+        if extra[key] is None:
+            print(f"dancenet: note: {key} not available for this run", file=sys.stderr)
+    evaluation = suite.evaluate_videos(videos, reference, loop_threshold=loop_threshold, extra=extra,
+                                       quiet=args.quiet)
+    evaluation.metrics["source"] = {"kind": "run", "run": str(args.run), "seconds": args.seconds,
+                                    "seeds": list(range(args.samples)), "temperature": args.temperature,
+                                    "sigma_temperature": args.sigma_temperature}
+    evaluation.metrics["timings_seconds"]["generate"] = round(generate_seconds, 3)
+    evaluation.metrics["timings_seconds"]["model_metrics"] = round(model_seconds, 3)
+    return _finish(evaluation, args, f"dancenet evaluation of {args.run}")
+
+
+def run_evaluate_video(args) -> int:
+    import time
+    from pathlib import Path
+
+    from ..dataset import Dataset
+    from ..errors import DancenetError
+    from ..evaluate import suite
+    from ..evaluate.report import check_report_directory
+
+    loop_threshold = _loop_threshold(args)
+    check_report_directory(args.out)
+    dataset = Dataset(args.reference)
+    reference = suite.make_reference(dataset, None)
+    videos = {}
+    clock = time.perf_counter()
+    for path in args.videos:
+        frames, notes = suite.read_video(path, dataset.height, dataset.width, dataset.fps)
+        for note in notes:
+            print(f"dancenet: note: {note}", file=sys.stderr)
+        if len(frames) == 0 or not frames.any():
+            raise DancenetError(f"{path}: holds no dancer (every frame is empty after segmentation)")
+        name = Path(path).name
+        while name in videos:
+            name += "'"
+        videos[name] = frames
+    read_seconds = time.perf_counter() - clock
+    evaluation = suite.evaluate_videos(videos, reference, loop_threshold=loop_threshold, quiet=args.quiet)
+    evaluation.metrics["source"] = {"kind": "video", "videos": [str(path) for path in args.videos]}
+    evaluation.metrics["timings_seconds"]["read_videos"] = round(read_seconds, 3)
+    return _finish(evaluation, args, "dancenet evaluation of " + ", ".join(Path(p).name for p in args.videos))

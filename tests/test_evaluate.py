@@ -1,0 +1,153 @@
+"""`dancenet evaluate` / `evaluate-video` and the report, end to end on tiny synthetic data."""
+
+import json
+import re
+
+import av
+import numpy as np
+import pytest
+
+import dancenet
+from dancenet.cli import main
+from dancenet.dataset import Dataset, DatasetWriter
+from dancenet.errors import DancenetError
+from dancenet.evaluate import suite
+from dancenet.evaluate.report import write_report
+from tests.evaluate_fixtures import dancer_video
+
+HEIGHT, WIDTH, FPS = 48, 80, 20.0
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    path = tmp_path_factory.mktemp("evaluate") / "reference"
+    with DatasetWriter(path, HEIGHT, WIDTH, FPS) as writer:
+        for seed in range(3):
+            writer.add_clip(f"take{seed}", "synthetic", "synthetic",
+                            dancer_video(100, HEIGHT, WIDTH, seed=seed, fps=FPS), FPS)
+    return Dataset(path)
+
+
+def write_video(path, frames, scale=1, fps=FPS):
+    """Silhouettes as an H.264 mp4, white on black, upsampled by ``scale``."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=int(fps))
+        stream.width, stream.height = frames.shape[2] * scale, frames.shape[1] * scale
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            image = (frame != 0).repeat(scale, 0).repeat(scale, 1).astype(np.uint8) * 255
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.stack([image] * 3, -1), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def assert_self_contained(page):
+    sources = re.findall(r'src="([^"]*)"', page)
+    assert sources and all(source.startswith("data:") for source in sources)
+    assert "href=" not in page and "<link" not in page and "@import" not in page
+
+
+def test_reference_scores_itself_well_and_shuffled_badly(reference, tmp_path):
+    real = reference.clip_frames(reference.clips[0])
+    shuffled = real[np.random.default_rng(0).permutation(len(real))]
+    evaluation = suite.evaluate_videos({"real": real, "shuffled": shuffled}, suite.make_reference(reference))
+    real_sample, shuffled_sample = evaluation.metrics["samples"]
+    assert real_sample["memorisation_mean_best_iou"] == pytest.approx(1.0)
+    assert real_sample["freeze_ratio"] == 0 and real_sample["artifact_ratio"] == 0
+    assert shuffled_sample["frechet_distance"] > 5 * real_sample["frechet_distance"]
+    assert shuffled_sample["motion_energy"]["mean"] > 3 * evaluation.metrics["reference_level"]["motion_energy"]["mean"]
+    assert evaluation.metrics["summary"]["frechet_real_vs_real"] > 0
+    out = write_report(evaluation, tmp_path / "report")
+    assert json.loads((out / "metrics.json").read_text())["samples"][1]["name"] == "shuffled"
+    assert_self_contained((out / "index.html").read_text())
+
+
+def test_held_out_clips_come_from_the_run(reference, tmp_path):
+    (tmp_path / "vae.json").write_text(json.dumps({"val_clips": ["take1"]}))
+    names = suite.validation_clips(tmp_path)
+    held_out = suite.make_reference(reference, names)
+    assert names == ["take1"] and held_out.role == "held-out clips"
+    assert [clip.name for clip in held_out.clips] == ["take1"]
+    assert [clip.name for clip in held_out.training_clips] == ["take0", "take2"]
+    assert suite.make_reference(reference, None).role == "whole dataset"
+
+
+def test_evaluate_video_cli_end_to_end(reference, tmp_path, capsys):
+    video = write_video(tmp_path / "dance.mp4", dancer_video(90, HEIGHT, WIDTH, seed=7, fps=FPS), scale=2)
+    out = tmp_path / "report"
+    assert main(["evaluate-video", str(video), "--reference", str(reference.path), "-o", str(out), "-q"]) == 0
+    captured = capsys.readouterr()
+    assert "resized" in captured.err and "160x96" in captured.err
+    assert "frechet_distance" in captured.out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["samples"][0]["frames"] == 90
+    assert metrics["samples"][0]["artifact_ratio"] < 0.01
+    assert_self_contained((out / "index.html").read_text())
+
+
+def test_evaluate_cli_with_a_stand_in_model(reference, tmp_path, monkeypatch, capsys):
+    class StandIn:
+        def generate(self, seconds, seed, temperature, sigma_temperature):
+            return dancer_video(int(seconds * FPS), HEIGHT, WIDTH, seed=10 + seed, fps=FPS).astype(np.uint8) * 255
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "motion.json").write_text(json.dumps({"val_clips": ["take2"]}))
+    monkeypatch.setattr(dancenet, "load", lambda path: StandIn())
+    out = tmp_path / "report"
+    assert main(["evaluate", str(run), "--reference", str(reference.path), "--seconds", "3", "--samples", "2",
+                 "-o", str(out), "-q"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["reference"]["role"] == "held-out clips" and metrics["reference"]["clips"] == ["take2"]
+    assert [sample["name"] for sample in metrics["samples"]] == ["seed 0", "seed 1"]
+    assert metrics["summary"]["diversity"] > 0.2
+    assert metrics["summary"]["reconstruction_iou"] is None  # no VAE in this run
+    assert "not available" in capsys.readouterr().err
+
+
+def test_bad_inputs(reference, tmp_path, capsys):
+    out = tmp_path / "report"
+    arguments = ["--reference", str(reference.path), "-o", str(out)]
+    assert main(["evaluate-video", str(tmp_path / "missing.mp4")] + arguments) == 2
+    assert "missing.mp4: no such file" in capsys.readouterr().err
+    black = write_video(tmp_path / "black.mp4", np.zeros((40, HEIGHT, WIDTH), dtype=bool))
+    assert main(["evaluate-video", str(black)] + arguments) == 2
+    assert "no dancer" in capsys.readouterr().err
+    video = write_video(tmp_path / "dance.mp4", dancer_video(60, HEIGHT, WIDTH, fps=FPS))
+    assert main(["evaluate-video", str(video), "--reference", str(tmp_path / "nope"), "-o", str(out)]) == 2
+    assert "no such dataset" in capsys.readouterr().err
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "thesis.txt").write_text("keep me")
+    assert main(["evaluate-video", str(video), "--reference", str(reference.path), "-o", str(busy)]) == 2
+    assert "holds no report" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path), "--seconds", "0"] + arguments) == 2
+    assert "--seconds" in capsys.readouterr().err
+    assert not out.exists() and [p.name for p in busy.iterdir()] == ["thesis.txt"]
+
+
+def test_video_without_frames_is_a_clear_error(reference, tmp_path):
+    path = tmp_path / "empty.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=20)
+        stream.width, stream.height = WIDTH, HEIGHT
+    with pytest.raises(DancenetError, match="empty.mp4"):
+        suite.read_video(path, HEIGHT, WIDTH, FPS)
+
+
+def test_reference_without_long_clips_is_a_clear_error(tmp_path):
+    path = tmp_path / "short"
+    with DatasetWriter(path, HEIGHT, WIDTH, FPS) as writer:
+        writer.add_clip("blink", "synthetic", "synthetic", dancer_video(8, HEIGHT, WIDTH, fps=FPS), FPS)
+    video = dancer_video(60, HEIGHT, WIDTH, fps=FPS)
+    with pytest.raises(DancenetError, match="long enough"):
+        suite.evaluate_videos({"video": video}, suite.make_reference(Dataset(path)))
+
+
+def test_video_of_another_size_or_too_short_is_refused(reference):
+    with pytest.raises(DancenetError, match="do not match"):
+        suite.evaluate_videos({"video": np.zeros((60, 10, 10), bool)}, suite.make_reference(reference))
+    with pytest.raises(DancenetError, match="too short"):
+        suite.evaluate_videos({"video": dancer_video(5, HEIGHT, WIDTH)}, suite.make_reference(reference))

@@ -1,0 +1,157 @@
+"""The dance-quality metrics on synthetic videos whose answer is known."""
+
+import numpy as np
+import pytest
+from scipy import linalg, ndimage
+
+from dancenet.evaluate import metrics
+from dancenet.evaluate.features import FrechetFeature, frechet_distance, shape_descriptors
+from tests.evaluate_fixtures import dancer_video
+
+FPS = 30.0
+HEIGHT, WIDTH = 60, 104
+
+
+@pytest.fixture(scope="module")
+def dance():
+    return dancer_video(300, HEIGHT, WIDTH, seed=0)
+
+
+@pytest.fixture(scope="module")
+def other_dance():
+    return dancer_video(300, HEIGHT, WIDTH, seed=1)
+
+
+def test_downsample_matches_block_mean():
+    frames = np.random.default_rng(0).random((3, 13, 21)) < 0.4
+    low = metrics.downsample(frames, 4)
+    padded = np.zeros((3, 16, 24))
+    padded[:, :13, :21] = frames
+    assert np.allclose(low, padded.reshape(3, 4, 4, 6, 4).mean(axis=(2, 4)))
+
+
+def test_soft_iou_is_iou_for_binary_frames(dance, other_dance):
+    first, second = dance[:20], other_dance[:20]
+    matrix = metrics.soft_iou_matrix(first.reshape(20, -1), second.reshape(20, -1))
+    assert np.allclose(np.diag(matrix), metrics.frame_iou(first, second), atol=1e-6)
+    assert metrics.frame_iou(np.zeros((1, 4, 4)), np.zeros((1, 4, 4)))[0] == 1.0
+
+
+def test_frozen_video_has_freeze_ratio_near_one(dance):
+    threshold = metrics.freeze_threshold(metrics.motion_energy(dance), HEIGHT * WIDTH)
+    frozen = np.repeat(dance[:1], 90, axis=0)
+    assert metrics.freeze_ratio(metrics.motion_energy(frozen), threshold, FPS) > 0.95
+    assert metrics.freeze_ratio(metrics.motion_energy(dance), threshold, FPS) < 0.05
+    # A still moment shorter than 0.5 s is a pause, not a freeze.
+    paused = np.concatenate([dance[:60], np.repeat(dance[60:61], 10, axis=0), dance[61:120]])
+    assert metrics.freeze_ratio(metrics.motion_energy(paused), threshold, FPS) == 0.0
+
+
+def test_freeze_threshold_counts_identical_frames_even_when_reference_has_them():
+    reference_energy = np.zeros(100)  # a reference whose 5th percentile is 0
+    threshold = metrics.freeze_threshold(reference_energy, pixels=100)
+    assert metrics.freeze_ratio(np.zeros(40), threshold, FPS) == 1.0
+
+
+def test_repeated_clip_has_high_loop_ratio_and_fresh_motion_low(dance):
+    looped = np.concatenate([dance[:60]] * 5)  # a 2-second clip, five times
+    result = metrics.loop_analysis(looped, FPS)
+    # Windows starting in the first 2 s have nothing to repeat; every later one repeats exactly.
+    expected = 1 - 60 / (len(looped) - 30 + 1)
+    assert result.ratio == pytest.approx(expected, abs=0.02)
+    assert np.all(result.best_lag[result.best_similarity >= 0.999] % 60 == 0)
+    assert metrics.loop_ratio(dance, FPS) < 0.05
+    assert result.recurrence.shape[0] == result.recurrence.shape[1]
+
+
+def test_still_windows_are_not_loops(dance):
+    frozen = np.repeat(dance[:1], 120, axis=0)
+    assert metrics.loop_ratio(frozen, FPS, min_motion=0.0) > 0.5
+    assert metrics.loop_ratio(frozen, FPS, min_motion=1e-4) == 0.0
+
+
+def test_loop_blocks_agree_with_one_block(dance):
+    looped = np.concatenate([dance[:45]] * 4)
+    small = metrics.loop_analysis(looped, FPS, block=7)
+    large = metrics.loop_analysis(looped, FPS, block=1000)
+    assert np.allclose(small.best_similarity, large.best_similarity, atol=1e-5)
+
+
+def test_clean_dancer_has_no_artifacts(dance):
+    result = metrics.artifact_analysis(dance)
+    assert result.ratio < 0.001
+    assert result.empty_ratio == 0.0
+
+
+def test_noise_and_ghosts_have_high_artifact_ratio(dance):
+    noise = np.random.default_rng(0).random((20, HEIGHT, WIDTH)) < 0.08
+    assert metrics.artifact_analysis(noise).ratio > 0.8
+    # Blurred ghost copies of the dancer, shifted well away from it (the 2018 model's rings and blobs).
+    ghost = ndimage.gaussian_filter(dance[:20].astype(float), sigma=(0, 1.5, 1.5)) > 0.35
+    ghosted = dance[:20] | np.roll(ghost, WIDTH // 2, axis=2) | np.roll(ghost, -WIDTH // 3, axis=2)
+    assert metrics.artifact_analysis(ghosted).ratio > 0.3
+
+
+def test_nearby_fragment_is_body_and_distant_fragment_is_artifact():
+    frame = np.zeros((1, 40, 40), dtype=bool)
+    frame[0, 10:30, 10:16] = True  # body
+    near, far = frame.copy(), frame.copy()
+    near[0, 12:14, 17:19] = True  # one pixel of background between it and the body
+    far[0, 12:14, 34:36] = True
+    assert metrics.artifact_analysis(near, gap=2).ratio == 0.0
+    assert metrics.artifact_analysis(far, gap=2).ratio == pytest.approx(4 / (120 + 4))
+
+
+def test_empty_frames_are_counted(dance):
+    video = dance[:40].copy()
+    video[::2] = False
+    assert metrics.artifact_analysis(video).empty_ratio == 0.5
+
+
+def test_shuffled_frames_have_far_more_motion_energy(dance):
+    shuffled = dance[np.random.default_rng(0).permutation(len(dance))]
+    assert metrics.motion_energy(shuffled).mean() > 3 * metrics.motion_energy(dance).mean()
+
+
+def test_memorisation_and_diversity(dance, other_dance):
+    assert np.allclose(metrics.best_match_iou(dance, dance), 1.0)
+    assert metrics.best_match_iou(other_dance, dance).mean() < 0.95
+    assert metrics.diversity([dance, dance]) == 0.0
+    assert metrics.diversity([dance, other_dance]) > 0.3
+
+
+def test_frechet_distance_matches_scipy_sqrtm():
+    random = np.random.default_rng(0)
+    first = random.normal(size=(400, 5)) @ random.normal(size=(5, 5))
+    second = random.normal(size=(300, 5)) @ random.normal(size=(5, 5)) + 0.5
+    mean_first, mean_second = first.mean(0), second.mean(0)
+    cov_first, cov_second = np.cov(first, rowvar=False), np.cov(second, rowvar=False)
+    expected = (np.sum((mean_first - mean_second) ** 2) + np.trace(cov_first) + np.trace(cov_second)
+                - 2 * np.trace(linalg.sqrtm(cov_first @ cov_second).real))
+    assert frechet_distance(first, second) == pytest.approx(expected, rel=1e-6)
+
+
+def test_reference_against_itself_has_zero_frechet_and_shuffled_far(dance, other_dance):
+    feature = FrechetFeature.fit([dance, other_dance], FPS)
+    reference = feature.transform([dance, other_dance])
+    assert frechet_distance(reference, reference) < 1e-8
+    halves = frechet_distance(feature.transform([dance[:150], other_dance[:150]]),
+                              feature.transform([dance[150:], other_dance[150:]]))
+    shuffled = dance[np.random.default_rng(0).permutation(len(dance))]
+    assert frechet_distance(feature.transform([shuffled]), reference) > 10 * halves
+
+
+def test_shape_descriptors_of_a_rectangle():
+    frame = np.zeros((1, 20, 40), dtype=bool)
+    frame[0, 5:15, 10:30] = True
+    area, centroid_x, centroid_y, _, _, correlation, top, bottom, left, right, _, _ = shape_descriptors(frame)[0]
+    assert area == pytest.approx(200 / 800)
+    assert (centroid_x, centroid_y) == (pytest.approx(0.5), pytest.approx(0.5))
+    assert correlation == pytest.approx(0.0, abs=1e-9)
+    assert (top, bottom, left, right) == (0.25, 0.75, 0.25, 0.75)
+    assert np.all(shape_descriptors(np.zeros((2, 8, 8), dtype=bool)) == 0)
+
+
+def test_feature_needs_a_long_enough_clip(dance):
+    with pytest.raises(ValueError, match="window"):
+        FrechetFeature.fit([dance[:5]], FPS)

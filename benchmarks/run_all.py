@@ -115,7 +115,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the results (default RESULTS.md)")
     args = parser.parse_args()
 
-    scripts = sorted(path for path in HERE.glob("*.py") if path.resolve() != Path(__file__).resolve())
+    scripts = sorted(path for path in HERE.glob("*.py")
+                     if path.resolve() != Path(__file__).resolve() and not path.name.startswith("_"))
     if args.only:
         unknown = set(args.only) - {path.stem for path in scripts}
         if unknown:

@@ -15,7 +15,9 @@ sources:
 segmentation (--segment), for videos and images:
   threshold   grayscale > 20 is the dancer (footage that already is a white-on-black silhouette)
   chroma      key out a uniform backdrop colour estimated from the frame borders (blue/green screen)
-  background  static camera: a background model from sampled frames, the dancer is what differs
+  background  static camera: a background model (per-pixel median of sampled frames); the dancer
+              must move around the frame, since a spot the dancer covers most of the time is
+              taken for background: use chroma for a dancer staying on one spot
   auto        inspect the footage, pick one of the above and say which (default)
 
 examples:
@@ -77,6 +79,9 @@ def run_prepare(args) -> int:
     if not args.quiet:
         elapsed = time.perf_counter() - started
         methods = sorted({clip.segmentation for clip in dataset.clips})
+        for clip in dataset.clips:
+            if "segment_reason" in clip.extra:
+                print(f"{clip.name}: --segment auto chose {clip.segmentation} ({clip.extra['segment_reason']})")
         print(f"wrote {dataset.path}: {len(dataset.clips)} clips, {len(dataset)} frames "
               f"({len(dataset) / dataset.fps:.1f} s at {dataset.fps:g} fps), {width}x{height}, "
               f"segmentation {', '.join(methods)}, in {elapsed:.1f} s")

@@ -352,4 +352,5 @@ def _draw_frames(polygons, disc_boxes, head_boxes, torso, height, width) -> Iter
             draw.ellipse(box, fill=1)
         if head_boxes is not None:
             draw.ellipse(head_boxes[frame].tolist(), fill=1)
-        yield np.asarray(image, dtype=bool).copy()
+        # PIL stores a "1" pixel as byte 255; compare so the bools are canonical 0/1 bytes.
+        yield np.asarray(image, dtype=bool).view(np.uint8) != 0

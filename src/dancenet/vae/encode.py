@@ -1,0 +1,226 @@
+"""Use a trained VAE: load it from a run, encode a dataset to latents, reconstruct a video.
+
+``RUN/latents.npz`` (written by :func:`write_latents`) is the motion model's input:
+``mean`` and ``log_var`` (frames, latent_size) float32, ``clip_names``, ``clip_starts``,
+``clip_stops`` (int64 global frame indices of the dataset), ``fps``, ``vae_hash`` (sha256 of
+``vae.safetensors``) and ``dataset_hash`` (sha256 of the dataset's manifest).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from ..dataset import Dataset
+from ..errors import DancenetError, input_error
+from .model import VAE, VAEConfig, check_frame_size
+
+LATENTS = "latents.npz"
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load(run_or_dir: str | os.PathLike, device: str | torch.device = "cpu") -> VAE:
+    """The trained VAE of a run (or any directory holding ``vae.safetensors`` + ``vae.json``).
+
+    Returns the model in eval mode on ``device`` with ``.config`` and ``.vae_hash`` set.
+    A missing, corrupt or mismatched model file is a :class:`DancenetError` naming the file.
+    """
+    from ..checkpoint import load_model
+
+    directory = Path(run_or_dir)
+    if not directory.is_dir():
+        raise input_error(directory, "no such run directory")
+    if not (directory / "vae.safetensors").is_file():
+        raise input_error(directory, "holds no trained VAE (vae.safetensors); "
+                                     "train one with `dancenet train vae DATASET --out RUN`")
+    state_dict, config_values = load_model(directory, "vae")
+    try:
+        config = VAEConfig.from_dict(config_values)
+    except (TypeError, ValueError, DancenetError) as error:
+        raise input_error(directory / "vae.json", f"does not describe a VAE ({error})") from None
+    model = VAE(config)
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError:
+        raise input_error(directory / "vae.safetensors",
+                          "does not match the architecture in vae.json") from None
+    model.vae_hash = file_sha256(directory / "vae.safetensors")
+    model.metadata = config_values
+    return model.to(device).eval()
+
+
+def _batches(count: int, batch_size: int) -> Iterator[tuple[int, int]]:
+    for start in range(0, count, batch_size):
+        yield start, min(start + batch_size, count)
+
+
+@torch.inference_mode()
+def encode_frames(vae: VAE, dataset: Dataset, batch_size: int | None = None, quiet: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior moments of every dataset frame: (mean, log_var), each (frames, L) float32."""
+    from ..progress import progress
+
+    check_frame_size(vae.config, dataset.height, dataset.width, str(dataset.path))
+    batch_size = batch_size or vae.config.inference_batch_size
+    mean = np.empty((len(dataset), vae.config.latent_size), dtype=np.float32)
+    log_var = np.empty_like(mean)
+    for start, stop in progress(list(_batches(len(dataset), batch_size)), desc="encode",
+                                unit="batch", quiet=quiet):
+        batch_mean, batch_log_var = vae.encode_moments(torch.from_numpy(dataset.frames(start, stop)))
+        mean[start:stop] = batch_mean.cpu().numpy()
+        log_var[start:stop] = batch_log_var.cpu().numpy()
+    return mean, log_var
+
+
+def write_latents(run: str | os.PathLike, dataset_path: str | os.PathLike, device: str = "cpu",
+                  batch_size: int | None = None, quiet: bool = False) -> Path:
+    """Encode a dataset with the run's VAE and write ``RUN/latents.npz`` atomically."""
+    from ..atomic import atomic_file
+
+    vae = load(run, device)
+    dataset = Dataset(dataset_path)
+    mean, log_var = encode_frames(vae, dataset, batch_size, quiet)
+    path = Path(run) / LATENTS
+    with atomic_file(path) as temporary:
+        with open(temporary, "wb") as handle:
+            np.savez(handle, mean=mean, log_var=log_var,
+                     clip_names=np.array([clip.name for clip in dataset.clips]),
+                     clip_starts=np.array([clip.start for clip in dataset.clips], dtype=np.int64),
+                     clip_stops=np.array([clip.stop for clip in dataset.clips], dtype=np.int64),
+                     fps=np.float64(dataset.fps), vae_hash=np.array(vae.vae_hash),
+                     dataset_hash=np.array(dataset.manifest_hash))
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# reconstruct
+
+
+def _source_clips(source: Path, vae: VAE, fps: float, quiet: bool) -> Iterator[tuple[str, Iterable[np.ndarray]]]:
+    """(clip name, stream of (H, W) masks) from a dataset directory or anything prepare takes."""
+    if (source / "manifest.json").is_file():
+        dataset = Dataset(source)
+        check_frame_size(vae.config, dataset.height, dataset.width, str(source))
+        for clip in dataset.clips:
+            yield clip.name, (dataset.frames(start, stop)
+                              for start, stop in _ranges(clip.start, clip.stop, 256))
+        return
+    from ..ingest import PrepareOptions, iter_source_clips
+
+    options = PrepareOptions(height=vae.config.height, width=vae.config.width, fps=fps, quiet=quiet)
+    for clip in iter_source_clips(source, options):
+        yield clip.name, (np.asarray(mask)[None] for mask in clip.masks)
+
+
+def _ranges(start: int, stop: int, size: int) -> Iterator[tuple[int, int]]:
+    for first in range(start, stop, size):
+        yield first, min(first + size, stop)
+
+
+def _rebatch(chunks: Iterable[np.ndarray], batch_size: int) -> Iterator[np.ndarray]:
+    """Regroup a stream of (k, H, W) arrays into (batch_size, H, W) arrays (last one shorter)."""
+    pending, count = [], 0
+    for chunk in chunks:
+        pending.append(chunk)
+        count += len(chunk)
+        while count >= batch_size:
+            joined = np.concatenate(pending)
+            yield joined[:batch_size]
+            pending, count = [joined[batch_size:]], count - batch_size
+    if count:
+        yield np.concatenate(pending)
+
+
+def reconstruct(run: str | os.PathLike, source: str | os.PathLike, output: str | os.PathLike,
+                device: str = "cpu", fps: float | None = None, max_frames: int | None = None,
+                quiet: bool = False) -> dict:
+    """Write ``output`` (mp4): each source frame (left) beside its reconstruction (right).
+
+    source: a dataset directory, or a video / image folder / BVH that ``prepare`` accepts (made
+    into silhouettes at the VAE's size). Returns {"frames": n, "iou": mean IoU at 0.5}.
+    """
+    from ..progress import progress
+    from .loss import intersection_over_union
+
+    output = Path(output)
+    if output.suffix.lower() != ".mp4":
+        raise input_error(output, "reconstruct writes an .mp4 video; give -o NAME.mp4")
+    source = Path(source)
+    if not source.exists():
+        raise input_error(source, "no such file or directory")
+    vae = load(run, device)
+    fps = fps or float(vae.metadata.get("fps", 30.0))
+    ious, count = [], 0
+
+    def frames() -> Iterator[np.ndarray]:
+        nonlocal count
+        for _, masks in _source_clips(source, vae, fps, quiet):
+            for batch in _rebatch(((np.asarray(m) != 0).astype(np.uint8) for m in masks),
+                                  vae.config.inference_batch_size):
+                if max_frames is not None:
+                    batch = batch[:max_frames - count]
+                if len(batch) == 0:
+                    return
+                with torch.inference_mode():
+                    probabilities = vae.decode(vae.encode_moments(torch.from_numpy(batch))[0]).cpu()
+                ious.append(intersection_over_union(probabilities, torch.from_numpy(batch)).sum().item())
+                count += len(batch)
+                reconstruction = (probabilities.numpy() * 255).round().astype(np.uint8)
+                yield np.concatenate([batch * 255, reconstruction], axis=2)
+                if max_frames is not None and count >= max_frames:
+                    return
+
+    stream = progress(frames(), desc="reconstruct", unit="batch", quiet=quiet)
+    _write_mp4(stream, output, fps)
+    if count == 0:
+        raise input_error(source, "holds no frames")
+    return {"frames": count, "iou": sum(ious) / count}
+
+
+def _write_mp4(batches: Iterable[np.ndarray], path: Path, fps: float) -> None:
+    """H.264 / yuv420p mp4 from a stream of (n, H, W) uint8 grey batches, written atomically.
+
+    Odd sizes are padded to even with black, as yuv420p needs. Minimal on purpose: the project's
+    shared video writer (dancenet.video) can replace it.
+    """
+    import av
+    from fractions import Fraction
+
+    from ..atomic import atomic_file
+
+    with atomic_file(path) as temporary:
+        container = av.open(str(temporary), mode="w")
+        stream = None
+        wrote = False
+        try:
+            for batch in batches:
+                if stream is None:
+                    height, width = batch.shape[1:]
+                    stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+                    stream.width, stream.height = width + width % 2, height + height % 2
+                    stream.pix_fmt = "yuv420p"
+                    stream.options = {"crf": "18", "preset": "veryfast"}
+                for grey in batch:
+                    padded = np.zeros((stream.height, stream.width), dtype=np.uint8)
+                    padded[:grey.shape[0], :grey.shape[1]] = grey
+                    frame = av.VideoFrame.from_ndarray(padded, format="gray")
+                    container.mux(stream.encode(frame))
+                    wrote = True
+            if stream is not None:
+                container.mux(stream.encode())
+        finally:
+            container.close()
+        if not wrote:
+            raise DancenetError(f"{path}: nothing to write (the source has no frames)")

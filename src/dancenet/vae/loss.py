@@ -1,0 +1,54 @@
+"""The VAE objective (negative ELBO) and the reconstruction metric, all in float32.
+
+Both presets use the 2018 objective: binary cross-entropy summed over the pixels of a frame plus
+``beta`` times the KL divergence to a standard normal, averaged over the batch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+# Keras clips probabilities to [epsilon, 1 - epsilon] inside binary_crossentropy; the 2018
+# preset does the same so its loss matches the original.
+KERAS_EPSILON = 1e-7
+
+
+def kl_divergence(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, exp(log_var)) || N(0, 1)) summed over the latent: (n, L), (n, L) -> (n,)."""
+    return -0.5 * torch.sum(1 + log_var - mean.square() - log_var.exp(), dim=1)
+
+
+def reconstruction_loss(output: torch.Tensor, frames: torch.Tensor, outputs_logits: bool) -> torch.Tensor:
+    """Binary cross-entropy summed over pixels: (n, 1, H, W), (n, 1, H, W) -> (n,).
+
+    output: logits when ``outputs_logits`` (stable BCE-with-logits), else probabilities.
+    """
+    output, frames = output.float(), frames.float()
+    if outputs_logits:
+        per_pixel = F.binary_cross_entropy_with_logits(output, frames, reduction="none")
+    else:
+        per_pixel = F.binary_cross_entropy(output.clamp(KERAS_EPSILON, 1 - KERAS_EPSILON), frames,
+                                           reduction="none")
+    return per_pixel.flatten(1).sum(dim=1)
+
+
+def vae_loss(output: torch.Tensor, frames: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor,
+             outputs_logits: bool, beta: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Batch-mean (total, reconstruction, kl); total = reconstruction + beta * kl. Scalars."""
+    reconstruction = reconstruction_loss(output, frames, outputs_logits).mean()
+    kl = kl_divergence(mean.float(), log_var.float()).mean()
+    return reconstruction + beta * kl, reconstruction, kl
+
+
+def intersection_over_union(probabilities: torch.Tensor, frames: torch.Tensor,
+                            threshold: float = 0.5) -> torch.Tensor:
+    """Per-frame IoU of ``probabilities > threshold`` against ``frames > 0.5``: (n, ...) -> (n,).
+
+    Two empty silhouettes agree perfectly (IoU 1).
+    """
+    predicted = (probabilities > threshold).flatten(1)
+    target = (frames > 0.5).flatten(1)
+    intersection = (predicted & target).sum(dim=1).float()
+    union = (predicted | target).sum(dim=1).float()
+    return torch.where(union > 0, intersection / union.clamp(min=1), torch.ones_like(union))

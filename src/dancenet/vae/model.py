@@ -1,0 +1,398 @@
+"""The silhouette VAE: a frame of (height, width) pixels <-> a small latent vector.
+
+Two architectures share one interface (:class:`VAE`):
+
+- ``dancenet-2018``: the original DanceNet model, layer for layer (jsn5/dancenet ``model.py``),
+  kept as the baseline. Full-resolution 3x3 convolutions with 128 channels make it slow on CPUs.
+- ``default``: a lean encoder/decoder chosen by measurement on 2 CPU cores. The frame is first
+  folded into patch channels (space-to-depth), so no convolution ever runs at full resolution;
+  strided 4x4 convolutions halve the size at each stage; the decoder mirrors it with transposed
+  convolutions and unfolds patch channels back into pixels (depth-to-space). It outputs logits,
+  so the loss uses the numerically stable binary cross-entropy with logits.
+
+The frame size comes from the dataset: the default model pads frames internally to a multiple of
+its total downsampling factor and crops the output back; the 2018 model needs 120x208.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..errors import DancenetError
+
+PRESETS = ("default", "dancenet-2018")
+OPTIMIZERS = ("adamw", "rmsprop")
+SCHEDULES = ("cosine", "constant")
+NORMALIZATIONS = ("batch", "group", "none")
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """Everything that defines a VAE and how it is trained; validated on construction.
+
+    Build one with :func:`preset_config` rather than by hand, so preset defaults apply.
+    """
+
+    preset: str = "default"
+    height: int = 120
+    width: int = 208
+    latent_size: int = 32
+    # default architecture: space-to-depth factor, then one strided stage per entry of channels
+    patch_size: int = 2
+    channels: tuple[int, ...] = (32, 64, 128)
+    normalization: str = "batch"       # after each hidden convolution: batch, group or none
+    # training
+    learning_rate: float = 2e-3
+    batch_size: int = 64
+    optimizer: str = "adamw"
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"
+    warmup_fraction: float = 0.03
+    beta: float = 1.0                  # weight of the KL term (1 = the plain ELBO)
+    gradient_clip: float = 0.0         # 0 = off
+    epochs: int = 40
+    bf16: bool = False                 # bfloat16 autocast on CPU (loss always in float32)
+    channels_last: bool = True
+    micro_batch: int = 0               # >0: accumulate gradients in chunks to cap memory
+
+    def __post_init__(self):
+        if self.preset not in PRESETS:
+            raise DancenetError(f"--preset {self.preset}: choose one of {', '.join(PRESETS)}")
+        if self.height < 8 or self.width < 8:
+            raise DancenetError(f"frame size {self.width}x{self.height}: must be at least 8x8")
+        if self.preset == "dancenet-2018":
+            if (self.height, self.width) != (120, 208):
+                raise DancenetError(f"preset dancenet-2018 needs 208x120 frames, the dataset has "
+                                    f"{self.width}x{self.height}; use --preset default or prepare "
+                                    "the data with --size 208x120")
+            if self.latent_size != 128:
+                raise DancenetError("preset dancenet-2018 has a latent size of 128; "
+                                    "use --preset default for another --latent-size")
+        if not 1 <= self.latent_size <= 4096:
+            raise DancenetError(f"--latent-size {self.latent_size}: must be between 1 and 4096")
+        if not self.channels or any(int(c) < 1 for c in self.channels):
+            raise DancenetError(f"channels {self.channels}: need at least one positive entry")
+        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+        if self.patch_size < 1:
+            raise DancenetError(f"patch_size {self.patch_size}: must be >= 1")
+        if not self.learning_rate > 0:
+            raise DancenetError(f"--learning-rate {self.learning_rate}: must be positive")
+        if self.batch_size < 1:
+            raise DancenetError(f"--batch-size {self.batch_size}: must be >= 1")
+        if self.micro_batch < 0:
+            raise DancenetError(f"micro_batch {self.micro_batch}: must be >= 0")
+        if self.normalization not in NORMALIZATIONS:
+            raise DancenetError(f"normalization {self.normalization}: choose one of "
+                                f"{', '.join(NORMALIZATIONS)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise DancenetError(f"optimizer {self.optimizer}: choose one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise DancenetError(f"schedule {self.schedule}: choose one of {', '.join(SCHEDULES)}")
+        if not 0 <= self.warmup_fraction < 1:
+            raise DancenetError(f"warmup_fraction {self.warmup_fraction}: must be in [0, 1)")
+        if not self.beta >= 0 or self.weight_decay < 0 or self.gradient_clip < 0:
+            raise DancenetError("beta, weight_decay and gradient_clip must be >= 0")
+        if self.epochs < 1:
+            raise DancenetError(f"--epochs {self.epochs}: must be >= 1")
+
+    @property
+    def downsampling(self) -> int:
+        """How much smaller the deepest feature map is than the frame (default model)."""
+        return self.patch_size * 2 ** len(self.channels)
+
+    @property
+    def inference_batch_size(self) -> int:
+        """Frames per batch when encoding or decoding without gradients: the 2018 model keeps
+        128 channels at full resolution (13 MB a frame per activation), so it gets small batches
+        to stay well under 4 GB."""
+        return 32 if self.preset == "dancenet-2018" else 256
+
+    def to_dict(self) -> dict:
+        result = asdict(self)
+        result["channels"] = list(self.channels)
+        return result
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "VAEConfig":
+        """Rebuild from :meth:`to_dict` output; unknown keys (e.g. dataset_hash) are ignored."""
+        known = {f.name for f in fields(cls)}
+        kwargs = {key: value for key, value in values.items() if key in known}
+        if "channels" in kwargs:
+            kwargs["channels"] = tuple(kwargs["channels"])
+        return cls(**kwargs)
+
+
+# Preset defaults; anything given to preset_config() overrides them.
+PRESET_DEFAULTS = {
+    "default": dict(),
+    # RMSprop with Keras' defaults (rho 0.9, epsilon 1e-7) as in the original; batch 100.
+    "dancenet-2018": dict(latent_size=128, normalization="none", learning_rate=1e-3, batch_size=100, optimizer="rmsprop",
+                          weight_decay=0.0, schedule="constant", warmup_fraction=0.0, epochs=50,
+                          bf16=False, channels_last=False, micro_batch=25),
+}
+
+
+def preset_config(preset: str = "default", height: int = 120, width: int = 208,
+                  **overrides) -> VAEConfig:
+    """The config of a preset for frames of ``height`` x ``width``; ``None`` overrides are skipped."""
+    if preset not in PRESET_DEFAULTS:
+        raise DancenetError(f"--preset {preset}: choose one of {', '.join(PRESETS)}")
+    values = dict(PRESET_DEFAULTS[preset])
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    return VAEConfig(preset=preset, height=height, width=width, **values)
+
+
+# --------------------------------------------------------------------------------------------
+# dancenet-2018
+
+
+def _glorot_(module: nn.Module) -> None:
+    """Keras' initialisation (glorot_uniform kernels, zero biases), as the original used."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+
+class Encoder2018(nn.Module):
+    """frames (n, 1, 120, 208) -> mean, log_var (n, 128). 1,724,128 parameters.
+
+    The original's ``Dense(128)`` after flattening has no activation (Keras' default is linear).
+    """
+
+    def __init__(self, config: VAEConfig):
+        super().__init__()
+        self.convolutions = nn.Sequential(
+            nn.Conv2d(1, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(128, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(64, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        self.hidden = nn.Linear(32 * 15 * 26, 128)
+        self.mean = nn.Linear(128, config.latent_size)
+        self.log_var = nn.Linear(128, config.latent_size)
+        _glorot_(self)
+
+    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.convolutions(frames)
+        # Keras flattens channels-last (h, w, c); keep that order so weights map one to one.
+        hidden = self.hidden(features.permute(0, 2, 3, 1).flatten(1))
+        return self.mean(hidden), self.log_var(hidden)
+
+
+class Decoder2018(nn.Module):
+    """latent (n, 128) -> probabilities (n, 1, 120, 208). 1,744,545 parameters.
+
+    Exactly the original: Dense(15*26*32, ReLU), reshape to (15, 26, 32), a per-pixel Dense(128)
+    without activation (Keras applies Dense to the last axis: a 1x1 convolution), then
+    Conv 32 / up / Conv 64 / up / Conv 128 / up (3x3, same, ReLU), Conv 1 3x3 sigmoid.
+    """
+
+    outputs_logits = False
+
+    def __init__(self, config: VAEConfig):
+        super().__init__()
+        self.expand = nn.Linear(config.latent_size, 15 * 26 * 32)
+        self.per_pixel = nn.Conv2d(32, 128, 1)
+        self.convolutions = nn.Sequential(
+            nn.Conv2d(128, 32, 3, padding=1), nn.ReLU(), nn.Upsample(scale_factor=2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.Upsample(scale_factor=2),
+            nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.Upsample(scale_factor=2),
+            nn.Conv2d(128, 1, 3, padding=1), nn.Sigmoid(),
+        )
+        _glorot_(self)
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        hidden = F.relu(self.expand(latent)).view(-1, 15, 26, 32).permute(0, 3, 1, 2)
+        return self.convolutions(self.per_pixel(hidden))
+
+
+# --------------------------------------------------------------------------------------------
+# default
+
+
+class EncoderDefault(nn.Module):
+    """frames (n, 1, H, W) -> mean, log_var (n, latent_size).
+
+    Pad to a multiple of ``config.downsampling``, fold ``patch_size``^2 pixels into channels,
+    then one 4x4 stride-2 convolution + SiLU per entry of ``config.channels``.
+    """
+
+    def __init__(self, config: VAEConfig):
+        super().__init__()
+        self.config = config
+        layers, previous = [], config.patch_size ** 2
+        for channels in config.channels:
+            layers += [nn.Conv2d(previous, channels, 4, stride=2, padding=1),
+                       _normalization(config, channels), nn.SiLU()]
+            previous = channels
+        self.convolutions = nn.Sequential(*layers)
+        self.padded_height, self.padded_width = padded_size(config)
+        grid = (self.padded_height // config.downsampling) * (self.padded_width // config.downsampling)
+        self.to_latent = nn.Linear(previous * grid, 2 * config.latent_size)
+
+    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        height, width = frames.shape[-2:]
+        frames = F.pad(frames, (0, self.padded_width - width, 0, self.padded_height - height))
+        features = self.convolutions(F.pixel_unshuffle(frames, self.config.patch_size))
+        mean, log_var = self.to_latent(features.flatten(1)).float().chunk(2, dim=1)
+        return mean, log_var
+
+
+class DecoderDefault(nn.Module):
+    """latent (n, latent_size) -> logits (n, 1, H, W); mirror of :class:`EncoderDefault`."""
+
+    outputs_logits = True
+
+    def __init__(self, config: VAEConfig):
+        super().__init__()
+        self.config = config
+        self.padded_height, self.padded_width = padded_size(config)
+        self.grid = (self.padded_height // config.downsampling, self.padded_width // config.downsampling)
+        channels = list(config.channels)[::-1]
+        self.from_latent = nn.Linear(config.latent_size, channels[0] * self.grid[0] * self.grid[1])
+        layers = []
+        for index, current in enumerate(channels):
+            following = channels[index + 1] if index + 1 < len(channels) else config.patch_size ** 2
+            layers.append(nn.ConvTranspose2d(current, following, 4, stride=2, padding=1))
+            if index + 1 < len(channels):
+                layers += [_normalization(config, following), nn.SiLU()]
+        self.convolutions = nn.Sequential(*layers)
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        hidden = F.silu(self.from_latent(latent)).view(-1, self.config.channels[-1], *self.grid)
+        if self.config.channels_last:
+            hidden = hidden.contiguous(memory_format=torch.channels_last)
+        logits = F.pixel_shuffle(self.convolutions(hidden), self.config.patch_size)
+        return logits[..., :self.config.height, :self.config.width]
+
+
+def _normalization(config: VAEConfig, channels: int) -> nn.Module:
+    if config.normalization == "batch":
+        return nn.BatchNorm2d(channels)
+    if config.normalization == "group":
+        return nn.GroupNorm(min(8, channels), channels)
+    return nn.Identity()
+
+
+def padded_size(config: VAEConfig) -> tuple[int, int]:
+    """(height, width) rounded up to a multiple of the default model's downsampling factor."""
+    factor = config.downsampling
+    return math.ceil(config.height / factor) * factor, math.ceil(config.width / factor) * factor
+
+
+# --------------------------------------------------------------------------------------------
+
+
+class VAE(nn.Module):
+    """Encoder + decoder with the public interface used by encode, generate and evaluate.
+
+    ``vae_hash`` is the sha256 of the safetensors file the weights came from (set by
+    :func:`dancenet.vae.load`; empty for a freshly built model).
+    """
+
+    def __init__(self, config: VAEConfig):
+        super().__init__()
+        self.config = config
+        if config.preset == "dancenet-2018":
+            self.encoder, self.decoder = Encoder2018(config), Decoder2018(config)
+        else:
+            self.encoder, self.decoder = EncoderDefault(config), DecoderDefault(config)
+        if config.channels_last:
+            self.to(memory_format=torch.channels_last)
+        self.vae_hash = ""
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.bf16)
+
+    def prepare_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """(n, H, W) uint8 {0,1} or (n, 1, H, W) float [0,1] -> (n, 1, H, W) float on the device.
+
+        Any other shape, or a frame size other than the model's, is a user error.
+        """
+        frames = torch.as_tensor(frames)
+        if frames.dim() == 3:
+            frames = frames.unsqueeze(1)
+        expected = (self.config.height, self.config.width)
+        if frames.dim() != 4 or frames.shape[1] != 1 or tuple(frames.shape[-2:]) != expected:
+            raise DancenetError(f"frames of shape {tuple(frames.shape)} do not fit this VAE, which "
+                                f"takes {self.config.width}x{self.config.height} silhouettes "
+                                f"(n, {expected[0]}, {expected[1]})")
+        frames = frames.to(self.device, torch.float32, non_blocking=True)
+        if self.config.channels_last:
+            frames = frames.contiguous(memory_format=torch.channels_last)
+        return frames
+
+    def encode(self, frames: torch.Tensor) -> torch.distributions.Normal:
+        """Posterior over latents.
+
+        frames: (n, H, W) uint8 in {0, 1} (as ``Dataset.frames_at`` returns them) or
+            (n, 1, H, W) float in [0, 1].
+        Returns Normal with ``loc`` (n, latent_size) and ``scale`` = exp(log_var / 2), float32.
+        Wrap calls in ``torch.inference_mode()`` when no gradients are needed.
+        """
+        mean, log_var = self.encode_moments(frames)
+        return torch.distributions.Normal(mean, torch.exp(0.5 * log_var))
+
+    def encode_moments(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """frames as in :meth:`encode` -> (mean, log_var), each (n, latent_size) float32."""
+        with self._autocast():
+            mean, log_var = self.encoder(self.prepare_frames(frames))
+        return mean.float(), log_var.float()
+
+    def decode_output(self, latent: torch.Tensor) -> torch.Tensor:
+        """latent (n, latent_size) -> raw decoder output (n, 1, H, W) float32: logits for
+        ``default``, probabilities for ``dancenet-2018`` (see ``decoder.outputs_logits``)."""
+        with self._autocast():
+            output = self.decoder(latent.to(self.device, torch.float32))
+        return output.float()
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        """latent (n, latent_size) -> frames (n, H, W) float32 probabilities in [0, 1]."""
+        output = self.decode_output(latent)
+        if self.decoder.outputs_logits:
+            output = torch.sigmoid(output)
+        return output[:, 0]
+
+    def forward(self, frames: torch.Tensor, generator: torch.Generator | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One training pass with a reparameterised sample.
+
+        frames: (n, 1, H, W) float in [0, 1]; generator: draws the sampling noise.
+        Returns (decoder output (n, 1, H, W) float32 as in :meth:`decode_output`,
+        mean (n, L), log_var (n, L)).
+        """
+        mean, log_var = self.encode_moments(frames)
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        latent = mean + torch.exp(0.5 * log_var) * noise
+        return self.decode_output(latent), mean, log_var
+
+    def parameter_counts(self) -> tuple[int, int]:
+        """(encoder, decoder) parameter counts."""
+        return (sum(p.numel() for p in self.encoder.parameters()),
+                sum(p.numel() for p in self.decoder.parameters()))
+
+
+def build_vae(config: VAEConfig) -> VAE:
+    """A freshly initialised VAE for ``config`` (on the CPU; move it with ``.to(device)``)."""
+    return VAE(config)
+
+
+def check_frame_size(config: VAEConfig, height: int, width: int, where: str) -> None:
+    """Refuse data whose frame size differs from the model's, naming ``where`` it came from."""
+    if (height, width) != (config.height, config.width):
+        raise DancenetError(f"{where}: frames are {width}x{height} but the VAE was trained on "
+                            f"{config.width}x{config.height}; prepare the data with "
+                            f"--size {config.width}x{config.height} or train a new VAE")
+
+
+__all__ = ["VAE", "VAEConfig", "PRESETS", "preset_config", "build_vae", "check_frame_size",
+           "padded_size"]

@@ -1,0 +1,150 @@
+"""The VAE models, objective and metric: shapes, parameter counts, math against torch."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dancenet.errors import DancenetError
+from dancenet.training import capture_rng_states, learning_rate_at, restore_rng_states
+from dancenet.vae.loss import intersection_over_union, kl_divergence, reconstruction_loss, vae_loss
+from dancenet.vae.model import VAE, VAEConfig, preset_config
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors gain nothing from threads, and on a busy machine each parallel region waits
+    for descheduled threads; one thread keeps these tests fast and steady."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def tiny(**overrides):
+    values = dict(channels=(8, 16), latent_size=8, batch_size=16)
+    values.update(overrides)
+    return preset_config("default", 32, 48, **values)
+
+
+def test_2018_preset_has_the_original_parameter_counts_and_shapes():
+    torch.manual_seed(0)
+    vae = VAE(preset_config("dancenet-2018", 120, 208))
+    assert vae.parameter_counts() == (1_724_128, 1_744_545)
+    assert vae.config.latent_size == 128
+    frames = torch.rand(1, 1, 120, 208)
+    with torch.inference_mode():
+        posterior = vae.encode(frames)
+        assert posterior.loc.shape == posterior.scale.shape == (1, 128)
+        decoded = vae.decode(posterior.loc)
+        output, mean, log_var = vae(frames)
+    assert decoded.shape == (1, 120, 208) and decoded.dtype == torch.float32
+    assert 0 <= decoded.min() and decoded.max() <= 1
+    assert output.shape == (1, 1, 120, 208) and mean.shape == log_var.shape == (1, 128)
+
+
+@pytest.mark.parametrize("height,width", [(32, 48), (37, 50)])
+def test_default_preset_shapes_for_any_frame_size(height, width):
+    torch.manual_seed(0)
+    vae = VAE(preset_config("default", height, width, channels=(8, 16), latent_size=6))
+    uint8_frames = torch.from_numpy(np.random.default_rng(0).integers(0, 2, (1, height, width),
+                                                                      dtype=np.uint8))
+    with torch.inference_mode():
+        from_uint8 = vae.encode(uint8_frames)
+        from_float = vae.encode(uint8_frames.float().unsqueeze(1))
+        decoded = vae.decode(from_uint8.loc)
+        output, mean, _ = vae(uint8_frames.float().unsqueeze(1))
+    assert from_uint8.loc.shape == (1, 6)
+    torch.testing.assert_close(from_uint8.loc, from_float.loc)
+    assert decoded.shape == (1, height, width) and 0 <= decoded.min() and decoded.max() <= 1
+    assert output.shape == (1, 1, height, width) and mean.shape == (1, 6)
+
+
+def test_2018_preset_refuses_other_frame_sizes_and_latent_sizes():
+    with pytest.raises(DancenetError, match="208x120"):
+        preset_config("dancenet-2018", 32, 48)
+    with pytest.raises(DancenetError, match="latent size"):
+        preset_config("dancenet-2018", 120, 208, latent_size=16)
+
+
+@pytest.mark.parametrize("bad", [dict(latent_size=0), dict(batch_size=0), dict(learning_rate=-1.0),
+                                 dict(optimizer="sgd"), dict(channels=()), dict(preset="huge")])
+def test_config_is_validated_on_construction(bad):
+    values = dict(height=32, width=48)
+    values.update(bad)
+    with pytest.raises(DancenetError):
+        VAEConfig(**values)
+
+
+def test_config_round_trips_through_a_dict():
+    config = tiny(beta=0.5)
+    assert VAEConfig.from_dict({**config.to_dict(), "dataset_hash": "x"}) == config
+
+
+def test_frames_of_another_size_are_a_user_error():
+    vae = VAE(tiny())
+    with pytest.raises(DancenetError, match="48x32"):
+        vae.encode(torch.zeros(2, 30, 48, dtype=torch.uint8))
+
+
+def test_kl_matches_torch_distributions():
+    generator = torch.Generator().manual_seed(1)
+    mean = torch.randn(5, 7, generator=generator)
+    log_var = torch.randn(5, 7, generator=generator)
+    posterior = torch.distributions.Normal(mean, torch.exp(0.5 * log_var))
+    prior = torch.distributions.Normal(torch.zeros(5, 7), torch.ones(5, 7))
+    expected = torch.distributions.kl_divergence(posterior, prior).sum(dim=1)
+    torch.testing.assert_close(kl_divergence(mean, log_var), expected)
+
+
+def test_reconstruction_loss_is_summed_bce_for_logits_and_probabilities():
+    generator = torch.Generator().manual_seed(2)
+    logits = torch.randn(3, 1, 4, 5, generator=generator)
+    frames = (torch.rand(3, 1, 4, 5, generator=generator) > 0.5).float()
+    probabilities = torch.sigmoid(logits)
+    manual = -(frames * probabilities.log() + (1 - frames) * (1 - probabilities).log()).sum(dim=(1, 2, 3))
+    torch.testing.assert_close(reconstruction_loss(logits, frames, True), manual)
+    torch.testing.assert_close(reconstruction_loss(probabilities, frames, False), manual,
+                               rtol=1e-4, atol=1e-4)
+    total, reconstruction, kl = vae_loss(logits, frames, torch.zeros(3, 2), torch.zeros(3, 2), True, 0.5)
+    assert kl.item() == 0 and total.item() == pytest.approx(manual.mean().item(), rel=1e-5)
+
+
+def test_intersection_over_union():
+    target = torch.zeros(3, 4, 4)
+    target[:, :2] = 1                       # 8 pixels
+    prediction = torch.zeros(3, 4, 4)
+    prediction[0, :2] = 0.9                 # exact
+    prediction[1, :1] = 0.9                 # 4 of 8
+    iou = intersection_over_union(prediction, target)
+    assert iou.tolist() == pytest.approx([1.0, 0.5, 0.0])
+    assert intersection_over_union(torch.zeros(1, 2, 2), torch.zeros(1, 2, 2)).item() == 1.0
+
+
+def test_learning_rate_schedule():
+    assert learning_rate_at(1.0, "constant", 0.7) == 1.0
+    assert learning_rate_at(1.0, "cosine", 0.05, warmup_fraction=0.1) == pytest.approx(0.5)
+    assert learning_rate_at(1.0, "cosine", 0.1, warmup_fraction=0.1) == pytest.approx(1.0)
+    assert learning_rate_at(1.0, "cosine", 1.0, warmup_fraction=0.1) == pytest.approx(0.02)
+    middle = learning_rate_at(1.0, "cosine", 0.55, warmup_fraction=0.1)
+    assert middle == pytest.approx(0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+
+
+def test_rng_states_round_trip_through_a_weights_only_checkpoint(tmp_path):
+    import random
+
+    from dancenet.checkpoint import load_checkpoint, save_checkpoint
+
+    generator = torch.Generator().manual_seed(3)
+    state = capture_rng_states({"data": generator})
+    save_checkpoint(tmp_path / "rng.pt", {"rng": state})
+    expected = (torch.rand(3), np.random.rand(3), random.random(), torch.rand(3, generator=generator))
+    restore_rng_states(load_checkpoint(tmp_path / "rng.pt")["rng"], {"data": generator})
+    again = (torch.rand(3), np.random.rand(3), random.random(), torch.rand(3, generator=generator))
+    torch.testing.assert_close(expected[0], again[0])
+    np.testing.assert_array_equal(expected[1], again[1])
+    assert expected[2] == again[2]
+    torch.testing.assert_close(expected[3], again[3])

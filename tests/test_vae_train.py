@@ -1,0 +1,208 @@
+"""VAE training: learning, exact resume, interruption, NaN guard, save/load, DDP, encode."""
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dancenet.checkpoint import load_checkpoint
+from dancenet.errors import DancenetError
+from dancenet.vae import TrainOptions, encode_frames, load, preset_config, train_vae, write_latents
+from dancenet.dataset import Dataset
+
+sys.path.insert(0, str(Path(__file__).parent))
+from vae_helpers import make_dataset  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors gain nothing from threads, and on a busy machine each parallel region waits
+    for descheduled threads; one thread keeps these tests fast and steady."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def tiny_config(**overrides):
+    values = dict(channels=(8, 16), latent_size=8, batch_size=16, learning_rate=3e-3)
+    values.update(overrides)
+    return preset_config("default", 32, 48, **values)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("data") / "synthetic", clips=3, frames=40)
+
+
+def options(**overrides):
+    values = dict(epochs=3, quiet=True, checkpoint_every=1000)
+    values.update(overrides)
+    return TrainOptions(**values)
+
+
+def test_tiny_model_learns(dataset, tmp_path):
+    result = train_vae(dataset, tmp_path / "run", tiny_config(), options(epochs=12))
+    rows = (tmp_path / "run/vae-train/metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    values = [dict(zip(header, row.split(","))) for row in rows[1:]]
+    assert len(values) == 12 and result.stopped == "finished"
+    assert float(values[-1]["train_loss"]) < 0.6 * float(values[0]["train_loss"])
+    assert float(values[-1]["val_loss"]) < float(values[0]["val_loss"])
+    assert float(values[-1]["val_iou"]) > float(values[0]["val_iou"])
+    assert (tmp_path / "run/vae-train/config.yaml").is_file()
+    assert any((tmp_path / "run/vae-train/events").iterdir())
+
+
+def test_resume_after_interruption_equals_uninterrupted(dataset, tmp_path):
+    whole = train_vae(dataset, tmp_path / "whole", tiny_config(), options())
+    first = train_vae(dataset, tmp_path / "split", tiny_config(), options(max_steps=7, checkpoint_every=3))
+    assert first.stopped == "max_steps" and first.step == 7
+    # weights_only loading works on the raw file
+    torch.load(tmp_path / "split/vae-train/checkpoint.pt", weights_only=True)
+    resumed = train_vae(dataset, tmp_path / "split", None, options(resume=True))
+    assert resumed.step == whole.step and resumed.stopped == "finished"
+    for name, value in whole.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[name], value, rtol=0, atol=1e-6)
+    whole_rows = (tmp_path / "whole/vae-train/metrics.csv").read_text().splitlines()
+    split_rows = (tmp_path / "split/vae-train/metrics.csv").read_text().splitlines()
+    assert len(whole_rows) == len(split_rows)
+
+
+def test_signal_saves_a_checkpoint_and_stops(dataset, tmp_path, monkeypatch):
+    import dancenet.vae.train as train_module
+
+    original = train_module._noise_generator
+
+    def interrupting(seed, rank, step, device):
+        if step == 3:
+            signal.raise_signal(signal.SIGTERM)
+        return original(seed, rank, step, device)
+
+    monkeypatch.setattr(train_module, "_noise_generator", interrupting)
+    previous = signal.getsignal(signal.SIGTERM)
+    result = train_vae(dataset, tmp_path / "run", tiny_config(), options())
+    assert result.stopped == f"signal:{int(signal.SIGTERM)}" and result.step == 4
+    assert load_checkpoint(tmp_path / "run/vae-train/checkpoint.pt")["step"] == 4
+    assert signal.getsignal(signal.SIGTERM) == previous
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(dataset, tmp_path, monkeypatch):
+    import dancenet.vae.train as train_module
+
+    original = train_module.vae_loss
+    calls = {"count": 0}
+
+    def poisoned(*args, **kwargs):
+        calls["count"] += 1
+        total, reconstruction, kl = original(*args, **kwargs)
+        return (total * float("nan") if calls["count"] > 5 else total), reconstruction, kl
+
+    monkeypatch.setattr(train_module, "vae_loss", poisoned)
+    with pytest.raises(DancenetError, match="step 5.*last good checkpoint"):
+        train_vae(dataset, tmp_path / "run", tiny_config(), options())
+    checkpoint = load_checkpoint(tmp_path / "run/vae-train/checkpoint.pt")
+    assert checkpoint["step"] == 5  # the end of the first epoch (5 steps), before the bad step
+    assert all(torch.isfinite(value).all() for value in checkpoint["model"].values())
+
+
+def test_saved_model_loads_back_identically(dataset, tmp_path):
+    result = train_vae(dataset, tmp_path / "run", tiny_config(), options(epochs=1))
+    vae = load(tmp_path / "run")
+    digest = hashlib.sha256((tmp_path / "run/vae.safetensors").read_bytes()).hexdigest()
+    assert vae.vae_hash == digest and vae.config == result.model.config
+    frames = torch.from_numpy(Dataset(dataset).frames(0, 5))
+    result.model.eval()
+    with torch.inference_mode():
+        torch.testing.assert_close(vae.encode(frames).loc, result.model.encode(frames).loc)
+        latent = torch.randn(2, vae.config.latent_size)
+        torch.testing.assert_close(vae.decode(latent), result.model.decode(latent))
+
+
+def test_encode_writes_latents_and_refuses_another_frame_size(dataset, tmp_path):
+    train_vae(dataset, tmp_path / "run", tiny_config(), options(epochs=1))
+    path = write_latents(tmp_path / "run", dataset, quiet=True)
+    latents = np.load(path)
+    data = Dataset(dataset)
+    assert latents["mean"].shape == latents["log_var"].shape == (len(data), 8)
+    assert latents["mean"].dtype == np.float32
+    assert list(latents["clip_names"]) == [clip.name for clip in data.clips]
+    assert latents["clip_stops"].tolist() == [clip.stop for clip in data.clips]
+    assert str(latents["dataset_hash"]) == data.manifest_hash
+    assert str(latents["vae_hash"]) == load(tmp_path / "run").vae_hash
+    expected, _ = encode_frames(load(tmp_path / "run"), data, batch_size=7, quiet=True)
+    np.testing.assert_allclose(latents["mean"], expected, atol=1e-5)
+    other = make_dataset(tmp_path / "other", height=40, width=48, clips=1, frames=4)
+    with pytest.raises(DancenetError, match="48x40"):
+        write_latents(tmp_path / "run", other, quiet=True)
+    with pytest.raises(DancenetError, match="48x40"):
+        train_vae(other, tmp_path / "new", tiny_config(), options(epochs=1))
+
+
+def test_bad_runs_and_checkpoints_are_user_errors(dataset, tmp_path):
+    with pytest.raises(DancenetError, match="no such run"):
+        load(tmp_path / "missing")
+    with pytest.raises(DancenetError, match="no such run"):
+        train_vae(dataset, tmp_path / "missing", None, options(resume=True))
+    train_vae(dataset, tmp_path / "run", tiny_config(), options(epochs=1))
+    with pytest.raises(DancenetError, match="already holds"):
+        train_vae(dataset, tmp_path / "run", tiny_config(), options(epochs=1))
+    checkpoint = tmp_path / "run/vae-train/checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    with pytest.raises(DancenetError, match="corrupt or truncated"):
+        train_vae(dataset, tmp_path / "run", None, options(resume=True))
+    weights = tmp_path / "run/vae.safetensors"
+    weights.write_bytes(weights.read_bytes()[:500])
+    with pytest.raises(DancenetError, match="corrupt or truncated"):
+        load(tmp_path / "run")
+
+
+WORKER = """
+import sys
+import torch
+import torch.distributed as dist
+from safetensors.torch import save_file
+from dancenet.vae import TrainOptions, preset_config, train_vae
+
+dataset, run, out = sys.argv[1:4]
+config = preset_config("default", 32, 48, channels=(8, 16), latent_size=8, batch_size=16)
+result = train_vae(dataset, run, config, TrainOptions(epochs=1, max_steps=3, quiet=True))
+rank = int(__import__("os").environ["RANK"])
+save_file({k: v.contiguous() for k, v in result.model.state_dict().items()}, f"{out}/rank{rank}.safetensors")
+"""
+
+
+def test_two_process_ddp_ranks_hold_identical_weights(dataset, tmp_path):
+    from safetensors.torch import load_file
+
+    worker = tmp_path / "worker.py"
+    worker.write_text(textwrap.dedent(WORKER))
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "THP_MEM_ALLOC_ENABLE": "1"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(worker), str(dataset), str(tmp_path / "run"), str(tmp_path)],
+        capture_output=True, text=True, timeout=120, env=environment)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    first, second = (load_file(str(tmp_path / f"rank{rank}.safetensors")) for rank in (0, 1))
+    assert first.keys() == second.keys()
+    # BatchNorm running statistics are buffers each rank updates from its own shard (rank 0's
+    # are saved); the trained parameters must agree exactly.
+    parameters = [name for name in first if not name.endswith(("running_mean", "running_var",
+                                                                  "num_batches_tracked"))]
+    assert len(parameters) > 10
+    for name in parameters:
+        assert torch.equal(first[name], second[name]), name
+    # rank 0 wrote the run; the weights moved from their initialisation
+    assert load_checkpoint(tmp_path / "run/vae-train/checkpoint.pt")["step"] == 3
+    saved = load(tmp_path / "run").state_dict()
+    for name in first:
+        torch.testing.assert_close(saved[name], first[name])

@@ -1,0 +1,107 @@
+"""End-to-end generation speed: sampling + decoding + mp4 encoding, default beside dancenet-2018.
+
+    python benchmarks/generate.py --run runs/salsa                  # RUN/motion.* and RUN/motion-2018.*
+    python benchmarks/generate.py --run runs/salsa --baseline-name motion-2018 --seconds 30
+    python benchmarks/generate.py                                   # untrained models, same shapes
+
+Both motion models drive the same VAE, so the figures differ only by the motion model. Where a
+run (or one of its motion models) is missing, an untrained model of the right shape stands in:
+speed does not depend on training. Prints frames/s at the default --scale 4 and at --scale 1.
+Target: >= 300 frames/s on 2 cores for the default preset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import torch  # noqa: E402
+
+from dancenet.generate import Dancer, load  # noqa: E402
+from dancenet.motion.model import LatentScaler, MotionModel, preset_config  # noqa: E402
+from dancenet.runtime import configure  # noqa: E402
+
+
+def untrained_dancer(preset: str, vae=None) -> Dancer:
+    """A Dancer of the right shapes with random weights (default VAE, 120x208 frames)."""
+    if vae is None:
+        from dancenet.vae import build_vae
+        from dancenet.vae import preset_config as vae_preset
+
+        vae = build_vae(vae_preset("default")).eval()
+    size = vae.config.latent_size
+    torch.manual_seed(0)
+    motion = MotionModel(preset_config(preset, size)).eval()
+    kind = "minmax" if motion.config.scaling == "minmax" else "standard"
+    scaler = LatentScaler(kind, torch.zeros(size), torch.ones(size))
+    return Dancer(vae, motion, scaler, {"fps": 30.0, "preset": preset}, Path("."), torch.device("cpu"))
+
+
+def dancer_for(run: str | None, name: str, preset: str, vae=None) -> tuple[Dancer, str]:
+    if run and (Path(run) / f"{name}.json").is_file():
+        dancer = load(run, motion_name=name)
+        return dancer, f"{run}/{name}"
+    if run and vae is not None:  # the run's VAE with an untrained motion model of the preset
+        dancer = untrained_dancer(preset, vae)
+        return dancer, f"untrained {preset} motion on {run}'s VAE"
+    return untrained_dancer(preset, vae), f"untrained {preset}"
+
+
+def frames_per_second(dancer: Dancer, seconds: float, scale: int) -> float:
+    with tempfile.TemporaryDirectory() as directory:
+        dancer.write(Path(directory) / "warmup.mp4", seconds=64 / dancer.fps, scale=scale)
+        started = time.perf_counter()
+        dancer.write(Path(directory) / "dance.mp4", seconds=seconds, seed=1, scale=scale)
+        return dancer.frame_count(seconds) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", help="run with vae.* and motion models (default: untrained stand-ins)")
+    parser.add_argument("--default-name", default="motion", help="default motion model name in RUN")
+    parser.add_argument("--baseline-name", default="motion-2018", help="dancenet-2018 motion model name in RUN")
+    parser.add_argument("--seconds", type=float, default=20.0, help="video length per measurement")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2 cores)")
+    args = parser.parse_args()
+    configure(args.threads)
+
+    vae = None
+    if args.run and (Path(args.run) / "vae.json").is_file():
+        from dancenet.vae import load as load_vae
+
+        vae = load_vae(args.run)
+    default, default_source = dancer_for(args.run, args.default_name, "default", vae)
+    baseline, baseline_source = dancer_for(args.run, args.baseline_name, "dancenet-2018", vae)
+    print(f"generate benchmark, {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
+          f"{torch.get_num_threads()} threads, {args.seconds:g} s videos at {default.fps:g} fps, "
+          f"{default.width}x{default.height} frames")
+    print(f"  default:       {default_source}")
+    print(f"  dancenet-2018: {baseline_source}")
+    print(f"{'scale':>6} {'default f/s':>12} {'2018 f/s':>10} {'default/2018':>13}")
+    for scale in (4, 1):
+        fast = frames_per_second(default, args.seconds, scale)
+        slow = frames_per_second(baseline, args.seconds, scale)
+        print(f"{scale:>6} {fast:>12.0f} {slow:>10.0f} {fast / slow:>12.2f}x", flush=True)
+    # where the time goes, default preset
+    count = 640
+    started = time.perf_counter()
+    latents = torch.cat(list(default.latents(count, seed=0)))
+    sampling = count / (time.perf_counter() - started)
+    started = time.perf_counter()
+    for first in range(0, count, 64):
+        default.decode(latents[first:first + 64])
+    decoding = count / (time.perf_counter() - started)
+    print(f"default parts: sampling {sampling:.0f} f/s, decoding {decoding:.0f} f/s "
+          "(the rest is upscaling and x264)")
+
+
+if __name__ == "__main__":
+    main()

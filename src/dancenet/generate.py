@@ -1,0 +1,272 @@
+"""Generate dance: roll the motion model out step by step, decode latents to silhouettes, stream.
+
+The recurrent state is carried across the whole video. Latents are sampled in chunks of
+``CHUNK`` steps, each chunk is decoded as one batch, binarised at 0.5 (white dancer on black,
+uint8 0/255) and handed on, so memory stays flat however long the video is. All randomness comes
+from one ``torch.Generator`` seeded with ``seed``: the same seed gives the same frames.
+
+Priming (``prime="CLIP:FRAME"``): the model first reads the real latents of up to
+``PRIME_SECONDS`` of CLIP ending at FRAME (0-based, inclusive), then continues from there; the
+video holds only the generated continuation. Latents come from ``RUN/latents.npz`` or, for a run
+without one (the bundled model), ``prime.npz``: the same keys as ``latents.npz`` (``mean``,
+``clip_names``, ``clip_starts``, ``clip_stops``, ``fps``, ``vae_hash``) holding the first
+``seconds`` of every clip as float16 (see :func:`write_prime_file`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from .errors import DancenetError, input_error
+
+CHUNK = 64
+PRIME_SECONDS = 2.0
+PRIME_FILE = "prime.npz"
+
+
+def bundled_directory() -> Path:
+    """The pretrained salsa model shipped inside the package; a user error when absent."""
+    directory = Path(__file__).parent / "pretrained" / "salsa"
+    if not (directory / "motion.json").is_file() or not (directory / "vae.json").is_file():
+        raise DancenetError("no bundled model shipped in this install; give a RUN directory "
+                            "(make one with `dancenet train vae`, `encode`, `train motion`)")
+    return directory
+
+
+def check_options(seconds: float, temperature: float, sigma_temperature: float) -> None:
+    """User errors for impossible generation options."""
+    if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0):
+        raise DancenetError(f"--seconds {seconds}: must be a positive number")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise DancenetError(f"--temperature {temperature}: must be > 0")
+    if not (math.isfinite(sigma_temperature) and sigma_temperature > 0):
+        raise DancenetError(f"--sigma-temperature {sigma_temperature}: must be > 0")
+
+
+def parse_prime(text: str) -> tuple[str, int | None]:
+    """``"CLIP"`` or ``"CLIP:FRAME"`` -> (clip name, frame or None)."""
+    name, colon, frame = text.rpartition(":")
+    if colon and frame.isdigit() and name:
+        return name, int(frame)
+    return text, None
+
+
+@contextlib.contextmanager
+def _single_step_kernels():
+    """Settings for batch-1 recurrent steps, restored afterwards (never held across a ``yield``,
+    so the VAE's batched convolutions in between keep their own).
+
+    oneDNN's LSTM repacks its weights on every call: one step of a 2x512 LSTM took 1.4 ms with it,
+    0.24 ms without. One intra-op thread: splitting microsecond-sized ops across threads cost
+    10x (40 vs 400 steps/s) on a busy 2-core machine.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # flags() warns about TF32 on Intel GPUs; irrelevant
+            with torch.backends.mkldnn.flags(enabled=False):
+                yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@torch.no_grad()
+def rollout(model, scaler, context: torch.Tensor, frames: int, generator: torch.Generator,
+            temperature: float = 1.0, sigma_temperature: float = 1.0,
+            chunk: int = CHUNK) -> Iterator[torch.Tensor]:
+    """Sample ``frames`` latents after reading ``context`` -> chunks of raw latents (n, L).
+
+    model: a :class:`~dancenet.motion.model.MotionModel` in eval mode; scaler: its LatentScaler.
+    context: (frames, L) raw latents the model reads first (its last row is the frame before the
+    first generated one). The state is carried through the whole rollout. ``sigma_temperature``
+    is ignored by the dancenet-2018 sampler, which has one temperature for both (as the original).
+    """
+    from .motion.mdn import MixtureParameters, sample, sample_2018
+
+    config = model.config
+    params, state = model(scaler.normalise(context)[None], None)
+    params = MixtureParameters(*(value[:, -1] for value in params))
+    done = 0
+    while done < frames:
+        count = min(chunk, frames - done)
+        block = torch.empty(count, config.latent_size, device=context.device)
+        with _single_step_kernels():
+            for index in range(count):
+                if config.sampler == "2018":
+                    value = sample_2018(params, generator, temperature)
+                else:
+                    value = sample(params, generator, temperature, sigma_temperature)
+                raw = scaler.denormalise(value)
+                block[index] = raw[0]
+                # The 2018 generator fed its outputs back unscaled into a net trained on scaled
+                # inputs; kept on purpose for the baseline.
+                feedback = raw if config.feedback == "2018-unscaled" else value
+                params, state = model.step(feedback, state)
+        done += count
+        yield block
+
+
+class Dancer:
+    """A VAE and a motion model trained on it, ready to generate (see :func:`load`).
+
+    height, width: frame size; fps: frame rate of the dataset the models learnt from.
+    """
+
+    def __init__(self, vae, motion, scaler, metadata: dict, directory: Path,
+                 device: torch.device):
+        self.vae, self.motion, self.scaler, self.metadata = vae, motion, scaler, metadata
+        self.directory, self.device = directory, device
+        self.height, self.width = int(vae.config.height), int(vae.config.width)
+        self.fps = float(metadata.get("fps", 30.0))
+        self.preset = metadata.get("preset", motion.config.preset)
+
+    def frame_count(self, seconds: float) -> int:
+        return max(1, round(seconds * self.fps))
+
+    # ---------------------------------------------------------------------------- latents
+
+    def prime_latents(self, prime: str) -> torch.Tensor:
+        """Real raw latent means (frames, L) of the clip named in ``prime`` ("CLIP[:FRAME]")."""
+        from .motion.train import load_latents
+
+        path = self.directory / "latents.npz"
+        if not path.is_file():
+            path = self.directory / PRIME_FILE
+        if not path.is_file():
+            raise input_error(self.directory, "has no latents.npz or prime.npz to prime from; "
+                                              "run `dancenet encode` or drop --prime")
+        latents = load_latents(path)
+        if latents.vae_hash != self.vae.vae_hash:
+            raise input_error(path, "was encoded with another VAE than this run's; encode again")
+        name, frame = parse_prime(prime)
+        if name not in latents.clip_names:
+            raise DancenetError(f"--prime {prime}: no clip named {name!r} "
+                                f"(clips: {', '.join(latents.clip_names)})")
+        start, stop = latents.clip_rows(name)
+        context = max(1, round(PRIME_SECONDS * self.fps))
+        if frame is None:
+            frame = min(stop - start, context) - 1
+        if frame >= stop - start:
+            raise DancenetError(f"--prime {prime}: frame {frame} is past the end of {name} "
+                                f"(frames 0..{stop - start - 1} available in {path.name})")
+        first = start + max(0, frame + 1 - context)
+        return torch.from_numpy(latents.mean[first:start + frame + 1].astype(np.float32))
+
+    def latents(self, frames: int, seed: int = 0, temperature: float = 1.0,
+                sigma_temperature: float = 1.0, prime: str | None = None,
+                chunk: int = CHUNK) -> Iterator[torch.Tensor]:
+        """Roll the motion model out for ``frames`` steps -> chunks of raw latents (n, L).
+
+        Without ``prime`` the seed picks the first frame of one of the training clips.
+        """
+        generator = torch.Generator(device=self.device).manual_seed(int(seed))
+        if prime is not None:
+            context = self.prime_latents(prime)
+        else:
+            starts = self.metadata.get("start_latents") or [self.scaler.shift.tolist()]
+            choice = int(torch.randint(len(starts), (1,), generator=generator, device=self.device))
+            context = torch.tensor([starts[choice]])
+        return rollout(self.motion, self.scaler, context.to(self.device), frames, generator,
+                       temperature, sigma_temperature, chunk)
+
+    # ---------------------------------------------------------------------------- frames
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> np.ndarray:
+        """latents (n, L) raw -> (n, height, width) uint8 silhouettes, 0 or 255."""
+        frames = self.vae.decode(latents.to(self.device))
+        return ((frames > 0.5).to(torch.uint8) * 255).cpu().numpy()
+
+    def stream(self, seconds: float = 60.0, seed: int = 0, temperature: float = 1.0,
+               sigma_temperature: float = 1.0, prime: str | None = None) -> Iterator[np.ndarray]:
+        """Generate frame chunks lazily -> iterator of (n, height, width) uint8 arrays."""
+        check_options(seconds, temperature, sigma_temperature)
+        for block in self.latents(self.frame_count(seconds), seed, temperature, sigma_temperature,
+                                  prime):
+            yield self.decode(block)
+
+    def generate(self, seconds: float = 60.0, seed: int = 0, temperature: float = 1.0,
+                 sigma_temperature: float = 1.0, prime: str | None = None) -> np.ndarray:
+        """The whole video in memory -> (frames, height, width) uint8, 0 or 255."""
+        return np.concatenate(list(self.stream(seconds, seed, temperature, sigma_temperature, prime)))
+
+    def write(self, path: str | os.PathLike, seconds: float = 60.0, seed: int = 0,
+              temperature: float = 1.0, sigma_temperature: float = 1.0, prime: str | None = None,
+              scale: int = 4, interpolation: str = "nearest", quiet: bool = True) -> Path:
+        """Stream a generated video into ``path`` (.mp4, .gif or a folder of PNGs)."""
+        from .progress import progress
+        from .video import VideoWriter, check_writable
+
+        check_options(seconds, temperature, sigma_temperature)
+        check_writable(path)
+        if prime is not None:
+            self.prime_latents(prime)  # fail on a bad clip name before opening the output
+        total = self.frame_count(seconds)
+        with VideoWriter(path, self.fps, self.height, self.width, scale, interpolation) as writer:
+            with progress(total=total, desc="generate", unit="frame", quiet=quiet) as bar:
+                for frames in self.stream(seconds, seed, temperature, sigma_temperature, prime):
+                    writer.write(frames)
+                    bar.update(len(frames))
+        return Path(path)
+
+
+def load(run: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+         motion_name: str = "motion") -> Dancer:
+    """Load the VAE and motion model of ``run`` (None = the bundled salsa model)."""
+    from .motion.model import load_motion
+    from .runtime import resolve_device
+    from . import vae as vae_package
+
+    device = resolve_device(str(device)) if not isinstance(device, torch.device) else device
+    directory = bundled_directory() if run is None else Path(run)
+    if not directory.is_dir():
+        raise input_error(directory, "no such run directory")
+    if not (directory / f"{motion_name}.json").is_file():
+        raise input_error(directory, f"has no motion model ({motion_name}.json); train one with "
+                                     f"`dancenet train motion {directory}`")
+    vae = vae_package.load(directory, device)
+    motion, scaler, metadata = load_motion(directory, motion_name, device)
+    if metadata.get("vae_hash") != vae.vae_hash:
+        raise input_error(directory / f"{motion_name}.json",
+                          "was trained on latents of another VAE than this run's vae.safetensors; "
+                          f"encode again and retrain with `dancenet train motion {directory}`")
+    if motion.config.latent_size != vae.config.latent_size:
+        raise input_error(directory / f"{motion_name}.json", "latent size differs from the VAE's")
+    return Dancer(vae, motion, scaler, metadata, directory, device)
+
+
+def write_prime_file(run: str | os.PathLike, out: str | os.PathLike, seconds: float = 4.0) -> Path:
+    """Keep the first ``seconds`` of every clip's latents from ``RUN/latents.npz`` in ``out``.
+
+    Used when bundling a model without its full latents; the file has latents.npz's keys with
+    ``mean`` in float16 (about 0.25 KB per frame for 128-d latents).
+    """
+    from .atomic import atomic_file
+    from .motion.train import load_latents
+
+    latents = load_latents(Path(run) / "latents.npz")
+    keep = max(1, round(seconds * latents.fps))
+    pieces, stops = [], []
+    for index in range(len(latents.clip_names)):
+        start, stop = int(latents.offsets[index]), int(latents.offsets[index + 1])
+        pieces.append(latents.mean[start:min(stop, start + keep)])
+        stops.append(len(pieces[-1]))
+    stops = np.cumsum(stops)
+    with atomic_file(out) as temporary:
+        with open(temporary, "wb") as handle:
+            np.savez_compressed(handle, mean=np.concatenate(pieces).astype(np.float16),
+                                clip_names=np.array(latents.clip_names),
+                                clip_starts=np.concatenate([[0], stops[:-1]]).astype(np.int64),
+                                clip_stops=stops.astype(np.int64), fps=np.float64(latents.fps),
+                                vae_hash=np.array(latents.vae_hash),
+                                dataset_hash=np.array(latents.dataset_hash))
+    return Path(out)

@@ -1,0 +1,181 @@
+"""Generation end to end: a tiny dataset -> train vae -> encode -> train motion -> generate."""
+
+import json
+import os
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+import dancenet
+from dancenet.cli import main
+from dancenet.dataset import DatasetWriter
+from dancenet.errors import DancenetError
+from dancenet.video import VideoWriter, upscale
+
+HEIGHT, WIDTH, FPS = 32, 48, 30.0
+
+
+def figure(count, phase):
+    """(count, HEIGHT, WIDTH) bool: a body with an arm swinging, drifting sideways."""
+    rows, columns = np.mgrid[0:HEIGHT, 0:WIDTH]
+    masks = np.zeros((count, HEIGHT, WIDTH), dtype=bool)
+    for index in range(count):
+        angle = phase + 0.3 * index
+        centre = WIDTH * (0.5 + 0.2 * np.sin(angle * 0.5))
+        body = (np.abs(columns - centre) <= 4) & (rows >= 8) & (rows <= 26)
+        head = (rows - 5) ** 2 + (columns - centre) ** 2 <= 9
+        tip = (12 + 8 * np.sin(angle), centre + 12 * np.cos(angle))
+        arm = np.zeros_like(body)
+        for t in np.linspace(0, 1, 10):
+            arm |= (rows - (10 + t * (tip[0] - 10))) ** 2 + (columns - (centre + t * (tip[1] - centre))) ** 2 <= 4
+        masks[index] = body | head | arm
+    return masks
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("generate")
+    with DatasetWriter(root / "data", HEIGHT, WIDTH, FPS) as writer:
+        for clip in range(3):
+            writer.add_clip(f"take{clip}", "synthetic", "threshold", figure(60, clip * 1.3), FPS)
+    run = root / "run"
+    assert main(["train", "vae", str(root / "data"), "--out", str(run), "--epochs", "6",
+                 "--latent-size", "8", "--batch-size", "16", "--learning-rate", "0.005", "--quiet"]) == 0
+    assert main(["encode", str(run), str(root / "data"), "--quiet"]) == 0
+    recipe = root / "tiny.yaml"
+    recipe.write_text("preset: default\nmodel: {hidden_size: 32, num_layers: 1, num_mixtures: 3}\n"
+                      "training: {epochs: 3, batch_size: 4, sequence_length: 16, val_clips: 1}\n")
+    assert main(["train", "motion", str(run), "--config", str(recipe), "--quiet"]) == 0
+    return run
+
+
+def generate(run, output, *options):
+    return main(["generate", str(run), "-o", str(output), "--quiet", *options])
+
+
+def read_video(path):
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = [frame.to_ndarray(format="gray") for frame in container.decode(stream)]
+        return np.stack(frames), float(stream.average_rate)
+
+
+def test_same_seed_same_bytes_other_seed_differs(run, tmp_path):
+    assert generate(run, tmp_path / "a.mp4", "--seconds", "2", "--scale", "2") == 0
+    assert generate(run, tmp_path / "b.mp4", "--seconds", "2", "--scale", "2") == 0
+    assert generate(run, tmp_path / "c.mp4", "--seconds", "2", "--scale", "2", "--seed", "1") == 0
+    first = (tmp_path / "a.mp4").read_bytes()
+    assert first == (tmp_path / "b.mp4").read_bytes()
+    assert first != (tmp_path / "c.mp4").read_bytes()
+    frames, rate = read_video(tmp_path / "a.mp4")
+    assert frames.shape == (60, HEIGHT * 2, WIDTH * 2) and rate == FPS
+    # two-tone silhouettes survive the encoder: almost every pixel is near black or white
+    assert ((frames < 40) | (frames > 215)).mean() > 0.97
+    assert sorted(os.listdir(tmp_path)) == ["a.mp4", "b.mp4", "c.mp4"]  # no temporary files
+
+
+def test_python_api_streams_what_generate_returns(run):
+    dancer = dancenet.load(run)
+    frames = dancer.generate(seconds=1, seed=3, temperature=0.8, sigma_temperature=0.5)
+    assert frames.shape == (30, HEIGHT, WIDTH) and frames.dtype == np.uint8
+    assert set(np.unique(frames)) <= {0, 255}
+    chunks = list(dancer.stream(seconds=1, seed=3, temperature=0.8, sigma_temperature=0.5))
+    assert np.array_equal(np.concatenate(chunks), frames)
+    # lazy: the first chunk of a ten-hour video arrives without generating the rest
+    first = next(iter(dancer.stream(seconds=36_000, seed=3)))
+    assert len(first) == 64
+
+
+def test_gif_png_folder_scale_and_prime(run, tmp_path):
+    assert generate(run, tmp_path / "dance.gif", "--seconds", "1", "--scale", "1",
+                    "--prime", "take1:20") == 0
+    frames, _ = read_video(tmp_path / "dance.gif")
+    assert frames.shape == (30, HEIGHT, WIDTH)
+    assert generate(run, tmp_path / "frames", "--seconds", "0.5", "--scale", "3",
+                    "--interpolation", "bilinear") == 0
+    names = sorted(os.listdir(tmp_path / "frames"))
+    assert len(names) == 15 and names[0] == "frame_000000.png"
+    from PIL import Image
+    assert Image.open(tmp_path / "frames" / names[0]).size == (WIDTH * 3, HEIGHT * 3)
+
+
+def test_priming_starts_from_the_named_clip(run):
+    dancer = dancenet.load(run)
+    first = next(dancer.latents(1, seed=0, prime="take2:40", temperature=1e-6,
+                                sigma_temperature=1e-6))
+    other = next(dancer.latents(1, seed=0, prime="take0:40", temperature=1e-6,
+                                sigma_temperature=1e-6))
+    assert not np.allclose(first.numpy(), other.numpy())
+    with pytest.raises(DancenetError, match="no clip named"):
+        dancer.prime_latents("take9")
+    with pytest.raises(DancenetError, match="past the end"):
+        dancer.prime_latents("take0:60")
+
+
+def test_upscale_nearest_and_bilinear():
+    frames = np.zeros((2, 3, 5), np.uint8)
+    frames[:, 1, 2] = 255
+    nearest = upscale(frames, 4, "nearest")
+    assert nearest.shape == (2, 12, 20) and nearest[:, 4:8, 8:12].min() == 255
+    assert nearest.sum() == 16 * 255 * 2
+    bilinear = upscale(frames, 4, "bilinear")
+    assert bilinear.shape == (2, 12, 20) and 0 < np.count_nonzero((bilinear > 0) & (bilinear < 255))
+
+
+def test_odd_sizes_are_padded_for_h264_and_failures_leave_nothing(tmp_path):
+    with VideoWriter(tmp_path / "odd.mp4", 25, 7, 9, scale=1) as writer:
+        writer.write(np.full((5, 7, 9), 255, np.uint8))
+    frames, rate = read_video(tmp_path / "odd.mp4")
+    assert frames.shape == (5, 8, 10) and rate == 25
+    with pytest.raises(RuntimeError):
+        with VideoWriter(tmp_path / "broken.mp4", 25, 8, 8) as writer:
+            writer.write(np.zeros((3, 8, 8), np.uint8))
+            raise RuntimeError("interrupted")
+    assert sorted(os.listdir(tmp_path)) == ["odd.mp4"]
+
+
+@pytest.mark.parametrize("options", [
+    ["--seconds", "0"], ["--seconds", "-3"], ["--temperature", "0"], ["--temperature", "-1"],
+    ["--sigma-temperature", "0"], ["--prime", "nosuchclip"], ["--scale", "0"],
+])
+def test_bad_options_are_one_line_errors_without_output(run, tmp_path, capsys, options):
+    assert generate(run, tmp_path / "out.mp4", *options) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("dancenet: error:") and len(error.strip().splitlines()) == 1
+    assert os.listdir(tmp_path) == []
+
+
+def test_bad_outputs_and_runs(run, tmp_path, capsys):
+    assert generate(run, tmp_path / "out.avi") == 2
+    assert "unknown output extension" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x")
+    assert generate(run, tmp_path / "file" / "out.mp4") == 2
+    assert "cannot be written" in capsys.readouterr().err
+    # a run with a VAE but no motion model
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("vae.safetensors", "vae.json"):
+        (bare / name).write_bytes((run / name).read_bytes())
+    assert generate(bare, tmp_path / "out.mp4") == 2
+    assert "no motion model" in capsys.readouterr().err
+    # a motion model trained on another VAE's latents
+    for name in ("motion.safetensors", "motion.json"):
+        (bare / name).write_bytes((run / name).read_bytes())
+    metadata = json.loads((bare / "motion.json").read_text())
+    metadata["vae_hash"] = "0" * 64
+    (bare / "motion.json").write_text(json.dumps(metadata))
+    assert generate(bare, tmp_path / "out.mp4") == 2
+    assert "another VAE" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["bare", "file"]
+
+
+def test_without_run_the_bundled_model_is_used_or_named_missing(tmp_path, capsys):
+    bundled = Path(dancenet.__file__).parent / "pretrained" / "salsa" / "motion.json"
+    code = main(["generate", "-o", str(tmp_path / "out.mp4"), "--seconds", "0.5", "--quiet"])
+    if bundled.is_file():
+        assert code == 0 and (tmp_path / "out.mp4").stat().st_size > 0
+    else:
+        assert code == 2 and "no bundled model" in capsys.readouterr().err
+        assert not (tmp_path / "out.mp4").exists()

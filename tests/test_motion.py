@@ -1,0 +1,167 @@
+"""Motion model: step-by-step equals a full pass, save/load, training, resuming, recipes, CLI errors."""
+
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from dancenet.cli import main
+from dancenet.motion.mdn import log_likelihood
+from dancenet.motion.model import (PRESETS, LatentScaler, MotionConfig, MotionModel,
+                                   count_parameters, load_motion, preset_config, save_motion)
+from dancenet.motion.train import (TRAIN_PRESETS, TrainConfig, load_latents, load_recipe,
+                                   split_clips, stream_batches, train_motion)
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def write_latents(path, clips=4, length=90, size=6, seed=0, fps=30.0, vae_hash="v1"):
+    """Smooth oscillating latent trajectories, one per clip, as `dancenet encode` would write."""
+    rng = np.random.default_rng(seed)
+    basis = rng.normal(size=(3, size))
+    pieces = []
+    for _ in range(clips):
+        time = np.arange(length)[:, None] / fps
+        waves = np.sin(2 * np.pi * np.array([0.7, 1.3, 2.1]) * time + rng.uniform(0, 6, 3))
+        pieces.append(waves @ basis + 0.03 * rng.normal(size=(length, size)))
+    mean = np.concatenate(pieces).astype(np.float32)
+    np.savez(path, mean=mean, log_var=np.full_like(mean, -5.0),
+             clip_names=np.array([f"take{index}" for index in range(clips)]),
+             clip_starts=np.arange(clips) * length, clip_stops=np.arange(1, clips + 1) * length,
+             fps=np.float64(fps), vae_hash=np.array(vae_hash), dataset_hash=np.array("d1"))
+    return path
+
+
+TINY = dict(hidden_size=24, num_layers=2, num_mixtures=3)
+
+
+@pytest.mark.parametrize("config", [
+    MotionConfig(latent_size=5, **TINY),
+    MotionConfig(latent_size=5, cell="gru", dense_size=16, **TINY),
+    replace(PRESETS["dancenet-2018"], latent_size=5, hidden_size=16, dense_size=20),
+])
+def test_stateful_steps_equal_a_full_sequence_pass(config):
+    torch.manual_seed(0)
+    model = MotionModel(config).eval()
+    inputs = torch.randn(3, 17, 5)
+    with torch.no_grad():
+        full, _ = model(inputs)
+        state, steps = None, []
+        for index in range(inputs.shape[1]):
+            params, state = model.step(inputs[:, index], state)
+            steps.append(params)
+        # and the sequence cut in two pieces with the state carried between them
+        first, carried = model(inputs[:, :9])
+        second, _ = model(inputs[:, 9:], carried)
+    for field_index, name in enumerate(full._fields):
+        stepped = torch.stack([params[field_index] for params in steps], dim=1)
+        torch.testing.assert_close(stepped, full[field_index], atol=1e-5, rtol=1e-5, msg=name)
+        pieces = torch.cat([first[field_index], second[field_index]], dim=1)
+        torch.testing.assert_close(pieces, full[field_index], atol=1e-5, rtol=1e-5, msg=name)
+
+
+def test_the_2018_preset_has_the_original_architecture():
+    config = preset_config("dancenet-2018", 128)
+    model = MotionModel(config)
+    lstm = 4 * 512 * (128 + 512 + 2) + 2 * 4 * 512 * (512 + 512 + 2)  # torch keeps two biases
+    dense = 512 * 1000 + 1000
+    head = 1000 * (24 + 2 * 24 * 128) + (24 + 2 * 24 * 128)
+    assert count_parameters(model) == lstm + dense + head
+    assert (config.num_layers, config.dropout, config.num_mixtures, config.stateless) == (3, 0.4, 24, True)
+    train = TRAIN_PRESETS["dancenet-2018"]
+    assert (train.learning_rate, train.batch_size, train.sequence_length) == (5e-4, 1024, 1)
+
+
+def test_save_load_round_trip(tmp_path):
+    config = MotionConfig(latent_size=4, **TINY)
+    model = MotionModel(config).eval()
+    latents = torch.randn(50, 4) * 3 + 1
+    scaler = LatentScaler.fit("standard", latents)
+    save_motion(tmp_path, model, scaler, {"vae_hash": "abc", "fps": 30.0})
+    loaded, loaded_scaler, metadata = load_motion(tmp_path)
+    assert loaded.config == config and metadata["vae_hash"] == "abc"
+    inputs = torch.randn(2, 7, 4)
+    with torch.no_grad():
+        for expected, actual in zip(model(inputs)[0], loaded(inputs)[0]):
+            assert torch.equal(expected, actual)
+    torch.testing.assert_close(loaded_scaler.denormalise(loaded_scaler.normalise(latents)), latents)
+    assert loaded_scaler.normalise(latents).std(0).sub(1).abs().max() < 1e-4
+
+
+def test_clip_split_and_windows_never_mix_clips(tmp_path):
+    latents = load_latents(write_latents(tmp_path / "latents.npz", clips=5, length=60))
+    train, validation = split_clips(latents, 2)
+    assert len(validation) == 2 and not set(train) & set(validation)
+    assert split_clips(latents, "take1,take3")[1] == [1, 3]
+    ranges = [(int(latents.offsets[i]), int(latents.offsets[i + 1])) for i in train]
+    plan = list(stream_batches(ranges, 4, 16, torch.Generator().manual_seed(0)))
+    for windows, _ in plan:
+        for window in windows.tolist():
+            assert any(start <= window[0] and window[-1] < stop for start, stop in ranges)
+            assert window == list(range(window[0], window[0] + 17))
+
+
+def test_training_learns_and_resuming_equals_an_uninterrupted_run(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    write_latents(run / "latents.npz")
+    recipe = TrainConfig(epochs=6, batch_size=4, sequence_length=16, val_clips=1,
+                         learning_rate=3e-3, input_noise=0.05, latent_source="sample")
+    untrained = MotionModel(MotionConfig(latent_size=6, **TINY))
+    full = train_motion(run, "default", TINY, recipe, quiet=True)
+    reference, scaler, metadata = load_motion(run)
+    assert metadata["vae_hash"] == "v1" and metadata["val_clips"] == ["take2"]
+    # learning: the held-out NLL is far below an untrained model's
+    latents = torch.from_numpy(load_latents(run / "latents.npz").mean)
+    from dancenet.motion.train import validation_nll
+    held_out = [(180, 270)]
+    assert full.val_nll == pytest.approx(validation_nll(reference, scaler, latents, held_out), rel=1e-5)
+    assert full.val_nll < validation_nll(untrained, scaler, latents, held_out) - 5
+    # interrupted after 7 steps (mid-epoch, with carried state), then resumed
+    train_motion(run, "default", TINY, recipe, quiet=True, name="split", max_steps=7)
+    resumed = train_motion(run, quiet=True, name="split", resume=True)
+    assert resumed.steps == full.steps
+    split, _, _ = load_motion(run, "split")
+    for key, value in reference.state_dict().items():
+        assert torch.equal(value, split.state_dict()[key]), key
+    metrics = (run / "split-train" / "metrics.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in metrics[1:]] == [str(epoch) for epoch in range(1, 7)]
+
+
+def test_the_2018_preset_trains_one_frame_at_a_time(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    write_latents(run / "latents.npz")
+    recipe = replace(TRAIN_PRESETS["dancenet-2018"], epochs=2, batch_size=64)
+    result = train_motion(run, "dancenet-2018", dict(hidden_size=16, dense_size=20), recipe,
+                          name="baseline", quiet=True)
+    model, scaler, metadata = load_motion(run, "baseline")
+    assert model.config.stateless and scaler.kind == "minmax" and result.steps == 2 * -(-3 * 89 // 64)
+    assert np.isfinite(result.val_nll)
+
+
+def test_recipes_in_configs_match_the_presets():
+    for preset, filename in (("default", "motion-default.yaml"),
+                             ("dancenet-2018", "motion-dancenet-2018.yaml")):
+        name, model, training = load_recipe(CONFIGS / filename)
+        assert name == preset
+        merged = MotionConfig.from_dict({**asdict(PRESETS[preset]), **model})
+        assert merged == PRESETS[preset], filename
+        assert training == TRAIN_PRESETS[preset], filename
+
+
+def test_cli_bad_inputs_are_one_line_errors(tmp_path, capsys):
+    assert main(["train", "motion", str(tmp_path / "nowhere"), "--quiet"]) == 2
+    assert "latents.npz" in capsys.readouterr().err
+    (tmp_path / "latents.npz").write_bytes(b"not a zip")
+    assert main(["train", "motion", str(tmp_path), "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("dancenet: error:") and len(error.strip().splitlines()) == 1
+    write_latents(tmp_path / "latents.npz")
+    assert main(["train", "motion", str(tmp_path), "--val-clips", "nosuchclip", "--quiet"]) == 2
+    assert main(["train", "motion", str(tmp_path), "--epochs", "0", "--quiet"]) == 2
+    assert main(["train", "motion", str(tmp_path), "--resume", "--quiet"]) == 2
+    assert not (tmp_path / "motion.json").exists()

@@ -28,5 +28,5 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/run_all.py --data $(SALSA)
 
-clean:
-	rm -rf $(VENV) data runs report dance.mp4
+clean:  # keeps data/ and runs/: they hold your prepared datasets and trained models
+	rm -rf $(VENV) dance.mp4

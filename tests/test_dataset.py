@@ -92,3 +92,13 @@ def test_not_a_dataset(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DancenetError, match="not a dancenet dataset"):
         Dataset(tmp_path / "empty")
+
+
+def test_malformed_manifest_is_a_clear_error(tmp_path):
+    write_dataset(tmp_path / "data", [("a", random_masks(4, 12, 21, 0))])
+    manifest_path = tmp_path / "data" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["height"]
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(DancenetError, match="malformed"):
+        Dataset(tmp_path / "data")

@@ -64,3 +64,11 @@ def test_missing_source_and_existing_dataset(tmp_path, capsys):
 def test_info_on_a_folder_that_is_no_dataset(tmp_path, capsys):
     code, _, stderr = run_cli(["info", str(tmp_path)], capsys)
     assert code == 2 and "not a dancenet dataset" in stderr
+
+
+def test_unwritable_output_is_a_one_line_error(tmp_path, capsys):
+    images = write_image_folder(tmp_path / "imgs")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code, _, stderr = run_cli(["prepare", str(images), "--out", str(blocker / "data"), "--quiet"], capsys)
+    assert code == 2 and str(blocker) in stderr and len(stderr.strip().splitlines()) == 1

@@ -34,11 +34,12 @@ def atomic_file(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
                                      dir=target.parent)
     os.close(fd)
     temporary = Path(temporary)
-    os.chmod(temporary, _default_mode(directory=False))
     try:
         yield temporary
         with open(temporary, "rb+") as handle:
             os.fsync(handle.fileno())
+        # after the writer: some (safetensors) replace the file and bring their own mode
+        os.chmod(temporary, _default_mode(directory=False))
         os.replace(temporary, target)
     except BaseException:
         temporary.unlink(missing_ok=True)

@@ -56,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     except DancenetError as error:
         print(f"dancenet: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # an unwritable --out, a full disk: the user's to fix, not a bug
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"dancenet: error: {where}{error.strerror or error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("dancenet: interrupted", file=sys.stderr)
         return 130

@@ -174,12 +174,16 @@ class Dataset:
                                              f"this dancenet reads version {FORMAT_VERSION}")
         self.manifest = manifest
         self.manifest_hash = hashlib.sha256(raw).hexdigest()
-        self.height = int(manifest["height"])
-        self.width = int(manifest["width"])
-        self.fps = float(manifest["fps"])
-        self.clips = [Clip(**clip) for clip in manifest["clips"]]
-        self.num_frames = int(manifest["num_frames"])
-        frames_path = self.path / manifest["frames"]["file"]
+        try:
+            self.height = int(manifest["height"])
+            self.width = int(manifest["width"])
+            self.fps = float(manifest["fps"])
+            self.clips = [Clip(**clip) for clip in manifest["clips"]]
+            self.num_frames = int(manifest["num_frames"])
+            frames_path = self.path / manifest["frames"]["file"]
+        except (KeyError, TypeError, ValueError) as error:
+            raise input_error(manifest_path, f"is malformed ({type(error).__name__}: {error}); "
+                                             "prepare the dataset again") from None
         expected = self.num_frames * self.height * packed_width(self.width)
         if not frames_path.is_file() or frames_path.stat().st_size != expected:
             raise input_error(frames_path, f"is missing or truncated (expected {expected} bytes)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import positive_float, positive_int
+
 EPILOG = """\
 presets:
   default         multi-second windows with the recurrent state carried across them (truncated
@@ -14,7 +16,7 @@ presets:
 examples:
   dancenet train motion runs/me                          # default preset, default budget
   dancenet train motion runs/me --minutes 20 --val-clips 2
-  dancenet train motion runs/me --resume --minutes 10    # continue where it stopped
+  dancenet train motion runs/me --resume --minutes 40    # continue, up to 40 minutes in all
   dancenet train motion runs/me --preset dancenet-2018 --name motion-2018 --minutes 20
   dancenet train motion runs/me --config configs/motion-default.yaml
 
@@ -36,12 +38,14 @@ def register(commands, train_commands, common) -> None:
     parser.add_argument("--name", default="motion",
                         help="model name inside RUN (default motion -> RUN/motion.*)")
     budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--epochs", type=int, help="epochs to train (total, counting resumed ones)")
-    budget.add_argument("--minutes", type=float, help="wall-clock budget in minutes for this call")
+    budget.add_argument("--epochs", type=positive_int, help="epochs to train (total, counting resumed ones)")
+    budget.add_argument("--minutes", type=positive_float,
+                        help="wall-clock budget in minutes for the whole run (a resumed run counts its "
+                             "earlier sessions)")
     parser.add_argument("--val-clips", default=None, metavar="N|NAMES",
                         help="held-out clips: a count, comma-separated names, or auto (default auto, ~15%%)")
-    parser.add_argument("--batch-size", type=int, help="override the recipe's batch size")
-    parser.add_argument("--learning-rate", type=float, help="override the recipe's learning rate")
+    parser.add_argument("--batch-size", type=positive_int, help="override the recipe's batch size")
+    parser.add_argument("--learning-rate", type=positive_float, help="override the recipe's learning rate")
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
     parser.add_argument("--resume", action="store_true", help="continue from RUN/NAME-train/checkpoint.pt")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
@@ -68,11 +72,6 @@ def run_train_motion(args) -> int:
     if args.minutes is not None:
         overrides["minutes"] = args.minutes
         overrides.setdefault("epochs", 1_000_000)  # the clock decides
-    for key in ("epochs", "batch_size"):
-        if key in overrides and overrides[key] < 1:
-            raise DancenetError(f"--{key.replace('_', '-')} {overrides[key]}: must be >= 1")
-    if args.minutes is not None and args.minutes <= 0:
-        raise DancenetError(f"--minutes {args.minutes}: must be > 0")
     train_config = replace(train_config, **overrides)
     result = train_motion(args.run, preset=preset, model_config=model_overrides,
                           train_config=train_config if (overrides or args.config or not args.resume) else None,

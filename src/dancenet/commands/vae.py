@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import positive_float, positive_int
+
 TRAIN_EPILOG = """\
 examples:
   dancenet train vae data/salsa --out runs/salsa                 # default preset, its epochs
@@ -36,26 +38,6 @@ Left: the input silhouette; right: the VAE's reconstruction. Prints the mean IoU
 """
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{value} must be positive")
-    return value
-
-
 def _val_clips(text: str):
     """``2`` (a count) or ``take_a,take_b`` (clip names)."""
     if text.strip().isdigit():
@@ -76,8 +58,8 @@ def register(commands, train_commands, common) -> None:
                        help="model and optimiser preset (default: default; dancenet-2018 is the "
                             "original 2018 model, needs 208x120 frames)")
     length = train.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=_positive_int, help="passes over the training clips")
-    length.add_argument("--minutes", type=_positive_float,
+    length.add_argument("--epochs", type=positive_int, help="passes over the training clips")
+    length.add_argument("--minutes", type=positive_float,
                         help="train for this wall-clock time instead (schedule follows the clock)")
     train.add_argument("--resume", action="store_true", help="continue from RUN's checkpoint")
     train.add_argument("--overwrite", action="store_true", help="replace a VAE already in RUN")
@@ -85,13 +67,13 @@ def register(commands, train_commands, common) -> None:
                        help="hold out K clips, or these comma-separated clip names, for "
                             "validation (default: 1 when the dataset has several clips; 0: none)")
     train.add_argument("--device", default=None, help="cpu (default) or cuda")
-    train.add_argument("--batch-size", type=_positive_int, help="frames per optimiser step")
-    train.add_argument("--latent-size", type=_positive_int, help="latent dimensions (default preset)")
-    train.add_argument("--learning-rate", type=_positive_float, help="peak learning rate")
+    train.add_argument("--batch-size", type=positive_int, help="frames per optimiser step")
+    train.add_argument("--latent-size", type=positive_int, help="latent dimensions (default preset)")
+    train.add_argument("--learning-rate", type=positive_float, help="peak learning rate")
     train.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
-    train.add_argument("--checkpoint-every", type=_positive_int, default=None, metavar="STEPS",
+    train.add_argument("--checkpoint-every", type=positive_int, default=None, metavar="STEPS",
                        help="steps between checkpoints (default 500; also at each epoch's end)")
-    train.add_argument("--max-steps", type=_positive_int, default=None, help=argparse.SUPPRESS)
+    train.add_argument("--max-steps", type=positive_int, default=None, help=argparse.SUPPRESS)
     train.set_defaults(handler=train_handler)
 
     encode = commands.add_parser(
@@ -102,7 +84,7 @@ def register(commands, train_commands, common) -> None:
     encode.add_argument("run", metavar="RUN", help="a run directory with a trained VAE")
     encode.add_argument("dataset", metavar="DATASET", help="a dataset of the VAE's frame size")
     encode.add_argument("--device", default=None, help="cpu (default) or cuda")
-    encode.add_argument("--batch-size", type=_positive_int, default=None,
+    encode.add_argument("--batch-size", type=positive_int, default=None,
                         help="frames per batch (default: 256, or 32 for dancenet-2018)")
     encode.set_defaults(handler=encode_handler)
 
@@ -115,9 +97,9 @@ def register(commands, train_commands, common) -> None:
                              help="a dataset, or a video / image folder / BVH as `prepare` takes")
     reconstruct.add_argument("--output", "-o", required=True, metavar="VIDEO.mp4")
     reconstruct.add_argument("--device", default=None, help="cpu (default) or cuda")
-    reconstruct.add_argument("--fps", type=_positive_float, default=None,
+    reconstruct.add_argument("--fps", type=positive_float, default=None,
                              help="frame rate for a non-dataset SOURCE (default: the VAE's)")
-    reconstruct.add_argument("--max-frames", type=_positive_int, default=None,
+    reconstruct.add_argument("--max-frames", type=positive_int, default=None,
                              help="stop after this many frames")
     reconstruct.set_defaults(handler=reconstruct_handler)
 

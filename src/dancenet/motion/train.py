@@ -52,6 +52,9 @@ class TrainConfig:
     weight_decay: float = 0.0
     val_clips: int | str | None = "auto"   # count, comma-separated names, or auto (~15% of clips)
     seed: int = 0
+    # Export the weights of the epoch with the lowest held-out NLL (early stopping): a few
+    # minutes of dance overfit quickly, and the held-out NLL turns up long before training ends.
+    keep_best: bool = False
 
     def __post_init__(self):
         checks = [
@@ -80,8 +83,9 @@ class TrainConfig:
 TRAIN_PRESETS = {
     # Adam lr 5e-4, batch 1024, one frame per example, latents sampled once when encoding.
     "dancenet-2018": TrainConfig(learning_rate=5e-4, batch_size=1024, sequence_length=1,
-                                 epochs=100, latent_source="sample-once", gradient_clip=0.0),
-    "default": TrainConfig(),
+                                 epochs=100, latent_source="sample-once", gradient_clip=0.0,
+                                 keep_best=False),
+    "default": TrainConfig(keep_best=True),
 }
 
 
@@ -206,11 +210,8 @@ def stream_batches(ranges: list[tuple[int, int]], batch_size: int, sequence_leng
                 clip = int(torch.multinomial(lengths, 1, generator=generator))
                 start, stop = usable[clip]
                 span = stop - start - sequence_length - 1
-                # Offsets reach before the clip start (then clamp to it) so that, over the
-                # epoch's walk, early frames are visited about as often as late ones.
-                lead = (steps - 1) * sequence_length
-                offset = int(torch.randint(-lead, span + 1, (1,), generator=generator))
-                positions[stream], stops[stream] = start + max(0, offset), stop
+                offset = int(torch.randint(0, span + 1, (1,), generator=generator))
+                positions[stream], stops[stream] = start + offset, stop
                 reset[stream] = True
             windows.append(torch.arange(positions[stream], positions[stream] + sequence_length + 1))
             positions[stream] += sequence_length
@@ -346,6 +347,7 @@ def train_motion(run: str | Path, preset: str = "default", model_config: dict | 
     scaler = LatentScaler.fit(config.scaling, fit_rows[train_index])
 
     epoch, step_in_epoch, steps, state = 0, 0, 0, None
+    best = {"val_nll": math.inf, "epoch": 0, "model": None}
     clock = TrainingClock()
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
@@ -360,6 +362,8 @@ def train_motion(run: str | Path, preset: str = "default", model_config: dict | 
                 if isinstance(saved_state, list) else saved_state.to(device)
         if fixed_samples is not None:
             fixed_samples = checkpoint["fixed_samples"]
+        if checkpoint.get("best") is not None:
+            best = checkpoint["best"]
     scaler = scaler.to(device)
 
     train_directory.mkdir(parents=True, exist_ok=True)
@@ -384,9 +388,10 @@ def train_motion(run: str | Path, preset: str = "default", model_config: dict | 
             "scaler": scaler.to_dict(), "epoch": epoch, "step_in_epoch": step_in_epoch,
             "steps": steps, "seconds": clock.elapsed, "state": carried,
             "rng": capture_rng_states({"noise": noise_generator}),
-            "fixed_samples": fixed_samples, "vae_hash": latents.vae_hash})
+            "fixed_samples": fixed_samples, "vae_hash": latents.vae_hash, "best": best})
 
-    budget_end = None if train_config.minutes is None else time.monotonic() + 60 * train_config.minutes
+    # The budget counts all sessions of a run, so --resume continues rather than starts over.
+    budget_seconds = None if train_config.minutes is None else 60 * train_config.minutes
     interrupted, out_of_time, train_nll, val_nll, steps_this_call = False, False, float("nan"), None, 0
     last_saved = time.monotonic()
     model.train()
@@ -426,7 +431,7 @@ def train_motion(run: str | Path, preset: str = "default", model_config: dict | 
                 losses.append(float(loss.detach()))
                 bar.set_postfix(nll=f"{losses[-1]:.2f}")
                 step_in_epoch, steps, steps_this_call = step_in_epoch + 1, steps + 1, steps_this_call + 1
-                out_of_time = budget_end is not None and time.monotonic() >= budget_end
+                out_of_time = budget_seconds is not None and clock.elapsed >= budget_seconds
                 if signals.requested or (max_steps is not None and steps_this_call >= max_steps):
                     interrupted = True
                 if interrupted or out_of_time:
@@ -438,6 +443,10 @@ def train_motion(run: str | Path, preset: str = "default", model_config: dict | 
             if finished_epoch:
                 epoch, step_in_epoch, state = epoch + 1, 0, None
                 val_nll = validation_nll(model, scaler, mean_rows, val_ranges) if val_ranges else None
+                if val_nll is not None and val_nll < best["val_nll"]:
+                    best = {"val_nll": val_nll, "epoch": epoch,
+                            "model": {key: value.detach().cpu().clone()
+                                      for key, value in model.state_dict().items()}}
                 metrics.log(steps, {
                     "epoch": epoch, "step": steps, "seconds": round(clock.elapsed, 2),
                     "train_nll_model_units": train_nll,
@@ -454,9 +463,14 @@ def train_motion(run: str | Path, preset: str = "default", model_config: dict | 
               f"continue with --resume (checkpoint {checkpoint_path})")
     if val_ranges and val_nll is None:
         val_nll = validation_nll(model, scaler, mean_rows, val_ranges)
+    exported_epoch = epoch
+    if train_config.keep_best and best["model"] is not None and best["val_nll"] <= val_nll:
+        model.load_state_dict(best["model"])
+        val_nll, exported_epoch = best["val_nll"], best["epoch"]
     save_motion(run, model, scaler, {
         "vae_hash": latents.vae_hash, "dataset_hash": latents.dataset_hash, "fps": latents.fps,
         **_frame_size(run), "training": asdict(train_config), "epochs_trained": epoch,
+        "exported_epoch": exported_epoch,
         "steps": steps, "seconds": round(clock.elapsed, 1), "val_nll_nats_per_frame": val_nll,
         "val_clips": [latents.clip_names[i] for i in val_clips],
         # Where an unprimed rollout may start: the first frame of each training clip.

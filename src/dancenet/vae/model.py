@@ -59,6 +59,10 @@ class VAEConfig:
     bf16: bool = False                 # bfloat16 autocast on CPU (loss always in float32)
     channels_last: bool = True
     micro_batch: int = 0               # >0: accumulate gradients in chunks to cap memory
+    # augmentation of training frames: a mirrored dancer and a dancer a few pixels off are still
+    # plausible frames, and they widen the poses seen beyond one dancer's few takes
+    augment_flip: bool = False
+    augment_shift: int = 0             # max pixels of random translation (zero-filled)
 
     def __post_init__(self):
         if self.preset not in PRESETS:
@@ -129,11 +133,12 @@ class VAEConfig:
 
 # Preset defaults; anything given to preset_config() overrides them.
 PRESET_DEFAULTS = {
-    "default": dict(),
+    "default": dict(augment_flip=True, augment_shift=4),
     # RMSprop with Keras' defaults (rho 0.9, epsilon 1e-7) as in the original; batch 100.
     "dancenet-2018": dict(latent_size=128, normalization="none", learning_rate=1e-3, batch_size=100, optimizer="rmsprop",
                           weight_decay=0.0, schedule="constant", warmup_fraction=0.0, epochs=50,
-                          bf16=False, channels_last=False, micro_batch=25),
+                          bf16=False, channels_last=False, micro_batch=25, augment_flip=False,
+                          augment_shift=0),
 }
 
 

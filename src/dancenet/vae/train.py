@@ -158,6 +158,24 @@ def _noise_generator(seed: int, rank: int, step: int, device: torch.device) -> t
     return generator
 
 
+def augment(frames: torch.Tensor, generator: torch.Generator, flip: bool, shift: int) -> torch.Tensor:
+    """Randomly mirror each frame left-right and translate the batch by up to ``shift`` pixels.
+
+    frames: (n, 1, H, W) float; the generator is the step's own, so a resumed run draws the same.
+    """
+    if flip:
+        mirrored = torch.rand(len(frames), generator=generator, device=frames.device) < 0.5
+        frames = torch.where(mirrored[:, None, None, None], frames.flip(-1), frames)
+    if shift > 0:
+        dy, dx = torch.randint(-shift, shift + 1, (2,), generator=generator, device=frames.device).tolist()
+        height, width = frames.shape[-2:]
+        shifted = torch.zeros_like(frames)
+        shifted[..., max(dy, 0):height + min(dy, 0), max(dx, 0):width + min(dx, 0)] = \
+            frames[..., max(-dy, 0):height + min(-dy, 0), max(-dx, 0):width + min(-dx, 0)]
+        frames = shifted
+    return frames
+
+
 def _clip_indices(clips) -> np.ndarray:
     if not clips:
         return np.zeros(0, dtype=np.int64)
@@ -323,6 +341,7 @@ def _train(dataset: Dataset, run: Path, config: VAEConfig, options: TrainOptions
                 indices = train_indices[_batch_indices(permutation, position, batch_size, context)]
                 frames = model.prepare_frames(torch.from_numpy(dataset.frames_at(indices.numpy())))
                 generator = _noise_generator(seed, context.rank, step, device)
+                frames = augment(frames, generator, config.augment_flip, config.augment_shift)
                 chunks = frames.split(micro_batch)
                 step_loss = 0.0
                 for index, chunk in enumerate(chunks):

@@ -179,3 +179,57 @@ def test_without_run_the_bundled_model_is_used_or_named_missing(tmp_path, capsys
     else:
         assert code == 2 and "no bundled model" in capsys.readouterr().err
         assert not (tmp_path / "out.mp4").exists()
+
+
+def test_background_writer_writes_the_bytes_of_a_sequential_write(tmp_path):
+    # odd sizes (padding), nearest at scale 1 and 3, bilinear, and GIF, chunks of uneven length
+    frames = figure(50, 0.4)[:, :HEIGHT - 1, :WIDTH - 1].astype(np.uint8) * 255
+    for name, scale, interpolation in [("a.mp4", 1, "nearest"), ("b.mp4", 3, "nearest"),
+                                       ("c.mp4", 2, "bilinear"), ("d.gif", 2, "nearest")]:
+        contents = []
+        for background in (False, True):
+            path = tmp_path / f"{background}-{name}"
+            with VideoWriter(path, FPS, HEIGHT - 1, WIDTH - 1, scale, interpolation,
+                             background=background, queue_chunks=1) as writer:
+                for first in range(0, 50, 16):
+                    writer.write(frames[first:first + 16])
+            assert writer.frames_written == 50
+            contents.append(path.read_bytes())
+        assert contents[0] == contents[1], name
+        if interpolation == "nearest":
+            # what comes back is the upscaled input, black padding to even sizes for H.264
+            decoded, _ = read_video(tmp_path / f"True-{name}")
+            expected = upscale(frames, scale) > 127
+            height, width = expected.shape[1:]
+            assert np.array_equal(decoded[:, :height, :width] > 127, expected)
+            assert decoded[:, height:].max(initial=0) < 40 and decoded[:, :, width:].max(initial=0) < 40
+
+
+@pytest.mark.parametrize("failing_chunk, chunks", [(0, 1), (2, 20)])  # raised at exit / by write
+def test_writer_thread_errors_reach_the_caller_and_leave_no_file(tmp_path, failing_chunk, chunks):
+    writer = VideoWriter(tmp_path / "dance.mp4", FPS, HEIGHT, WIDTH, background=True)
+    written = []
+
+    def fail_on_chunk(frames):
+        if len(written) == failing_chunk:
+            raise OSError("disk full")
+        written.append(len(frames))
+
+    writer._write_now = fail_on_chunk  # the writer thread calls this for every chunk
+    with pytest.raises(OSError, match="disk full"):
+        with writer:
+            for _ in range(chunks):  # more chunks than the queue holds: must not block forever
+                writer.write(np.zeros((4, HEIGHT, WIDTH), np.uint8))
+    assert written == [4] * failing_chunk and os.listdir(tmp_path) == []
+
+
+def test_written_video_holds_the_generated_frames(run, tmp_path):
+    import torch
+
+    dancer = dancenet.load(run)
+    threads = torch.get_num_threads()
+    dancer.write(tmp_path / "dance.mp4", seconds=3, seed=5, scale=2)
+    assert torch.get_num_threads() == threads  # the decode thread count is restored
+    decoded, _ = read_video(tmp_path / "dance.mp4")
+    expected = upscale(dancer.generate(seconds=3, seed=5), 2)
+    assert np.array_equal(decoded > 127, expected > 127)

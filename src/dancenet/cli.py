@@ -26,9 +26,17 @@ typical session:
 """
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are one line (``dancenet: error: ...``), exit 2."""
+
+    def error(self, message: str):
+        print(f"dancenet: error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dancenet", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineErrorParser(prog="dancenet", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--quiet", "-q", action="store_true", help="no progress bars or chatter")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -46,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     # Must be set before torch allocates anything (see dancenet.runtime).
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or a usage error (2), returned for in-process callers
+        return int(exit_.code or 0)
     from .errors import DancenetError
     from .runtime import configure
 

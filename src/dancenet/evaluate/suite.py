@@ -332,7 +332,7 @@ def _clip_prefixes(clips: list[Clip], max_frames: int) -> list[tuple[int, int]]:
 
 
 def model_metrics(run: str | os.PathLike, dataset: Dataset, clips: list[Clip], max_frames: int = 3000,
-                  batch: int = 256) -> dict:
+                  batch: int | None = None) -> dict:
     """VAE reconstruction IoU and motion-model NLL per frame on real ``clips``.
 
     Each clip's first frames (``max_frames`` in all) are encoded once with the run's VAE; the
@@ -351,6 +351,7 @@ def model_metrics(run: str | os.PathLike, dataset: Dataset, clips: list[Clip], m
     if not (run / "vae.safetensors").is_file():
         return result
     vae = load_vae(run)
+    batch = batch or vae.config.inference_batch_size  # the 2018 VAE needs small batches to fit 4 GB
     ranges = _clip_prefixes(clips, max_frames)
     means, scores = [], []
     with torch.inference_mode():

@@ -92,10 +92,13 @@ def test_evaluate_cli_with_a_stand_in_model(reference, tmp_path, monkeypatch, ca
         def generate(self, seconds, seed, temperature, sigma_temperature):
             return dancer_video(int(seconds * FPS), HEIGHT, WIDTH, seed=10 + seed, fps=FPS).astype(np.uint8) * 255
 
+        def temperatures(self, temperature, sigma_temperature):
+            return temperature or 1.0, sigma_temperature or 1.0
+
     run = tmp_path / "run"
     run.mkdir()
     (run / "motion.json").write_text(json.dumps({"val_clips": ["take2"]}))
-    monkeypatch.setattr(dancenet, "load", lambda path: StandIn())
+    monkeypatch.setattr(dancenet, "load", lambda path, motion_name="motion": StandIn())
     out = tmp_path / "report"
     assert main(["evaluate", str(run), "--reference", str(reference.path), "--seconds", "3", "--samples", "2",
                  "-o", str(out), "-q"]) == 0

@@ -1,6 +1,5 @@
 """`dancenet train vae`, `encode` and `reconstruct` through the real command line."""
 
-import importlib
 import sys
 from pathlib import Path
 
@@ -10,35 +9,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from vae_helpers import make_dataset  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a busy machine each parallel region waits
-    for descheduled threads; one thread keeps these tests fast and steady."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def _missing_command_modules() -> list[str]:
-    from dancenet.cli import COMMAND_MODULES
-
-    missing = []
-    for name in COMMAND_MODULES:
-        try:
-            importlib.import_module(f"dancenet.commands.{name}")
-        except ImportError:
-            missing.append(name)
-    return missing
-
-
-pytestmark = pytest.mark.skipif(
-    bool(_missing_command_modules()),
-    reason=f"dancenet.cli cannot assemble yet: command modules {_missing_command_modules()} "
-           "are still being written")
 
 TINY = ["--batch-size", "16", "--latent-size", "8", "--quiet"]
 

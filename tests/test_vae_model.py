@@ -12,16 +12,6 @@ from dancenet.vae.loss import intersection_over_union, kl_divergence, reconstruc
 from dancenet.vae.model import VAE, VAEConfig, preset_config
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a busy machine each parallel region waits
-    for descheduled threads; one thread keeps these tests fast and steady."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def tiny(**overrides):

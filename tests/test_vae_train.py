@@ -21,16 +21,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from vae_helpers import make_dataset  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a busy machine each parallel region waits
-    for descheduled threads; one thread keeps these tests fast and steady."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def tiny_config(**overrides):

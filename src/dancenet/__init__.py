@@ -17,13 +17,14 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 
-def load(run=None, device="cpu"):
+def load(run=None, device="cpu", motion_name="motion"):
     """Load a run's VAE and motion model (``run=None``: the bundled salsa model).
 
     Returns a :class:`dancenet.generate.Dancer` with ``generate(seconds=60.0, seed=0,
-    temperature=1.0, sigma_temperature=1.0, prime=None) -> (frames, height, width) uint8``,
+    temperature=None, sigma_temperature=None, prime=None) -> (frames, height, width) uint8``
+    (temperatures left as None take the model's recommended values),
     ``stream(...)`` yielding (n, height, width) uint8 chunks, and ``write(path, ...)``.
     """
     from .generate import load as load_dancer
 
-    return load_dancer(run, device=device)
+    return load_dancer(run, device=device, motion_name=motion_name)

@@ -148,6 +148,17 @@ class Dancer:
         self.fps = float(metadata.get("fps", 30.0))
         self.preset = metadata.get("preset", motion.config.preset)
 
+    def temperatures(self, temperature: float | None,
+                     sigma_temperature: float | None) -> tuple[float, float]:
+        """Fill in what the caller left as None with the model's recommended sampling
+        temperatures (``sampling`` in motion.json, chosen by measurement for that model), else 1."""
+        recommended = self.metadata.get("sampling") or {}
+        if temperature is None:
+            temperature = float(recommended.get("temperature", 1.0))
+        if sigma_temperature is None:
+            sigma_temperature = float(recommended.get("sigma_temperature", 1.0))
+        return temperature, sigma_temperature
+
     def frame_count(self, seconds: float) -> int:
         return max(1, round(seconds * self.fps))
 
@@ -187,13 +198,14 @@ class Dancer:
         first = start + max(0, frame + 1 - context)
         return torch.from_numpy(latents.mean[first:start + frame + 1].astype(np.float32))
 
-    def latents(self, frames: int, seed: int = 0, temperature: float = 1.0,
-                sigma_temperature: float = 1.0, prime: str | None = None,
+    def latents(self, frames: int, seed: int = 0, temperature: float | None = None,
+                sigma_temperature: float | None = None, prime: str | None = None,
                 chunk: int = CHUNK) -> Iterator[torch.Tensor]:
         """Roll the motion model out for ``frames`` steps -> chunks of raw latents (n, L).
 
         Without ``prime`` the seed picks the first frame of one of the training clips.
         """
+        temperature, sigma_temperature = self.temperatures(temperature, sigma_temperature)
         generator = torch.Generator(device=self.device).manual_seed(int(seed))
         if prime is not None:
             context = self.prime_latents(prime)
@@ -212,9 +224,14 @@ class Dancer:
         frames = self.vae.decode(latents.to(self.device))
         return ((frames > 0.5).to(torch.uint8) * 255).cpu().numpy()
 
-    def stream(self, seconds: float = 60.0, seed: int = 0, temperature: float = 1.0,
-               sigma_temperature: float = 1.0, prime: str | None = None) -> Iterator[np.ndarray]:
-        """Generate frame chunks lazily -> iterator of (n <= CHUNK, height, width) uint8 arrays."""
+    def stream(self, seconds: float = 60.0, seed: int = 0, temperature: float | None = None,
+               sigma_temperature: float | None = None,
+               prime: str | None = None) -> Iterator[np.ndarray]:
+        """Generate frame chunks lazily -> iterator of (n <= CHUNK, height, width) uint8 arrays.
+
+        Temperatures left as None take the model's recommended values (:meth:`temperatures`).
+        """
+        temperature, sigma_temperature = self.temperatures(temperature, sigma_temperature)
         check_options(seconds, temperature, sigma_temperature)
         for block in self.latents(self.frame_count(seconds), seed, temperature, sigma_temperature,
                                   prime, chunk=self.decode_chunk):
@@ -222,18 +239,20 @@ class Dancer:
             for first in range(0, len(frames), CHUNK):
                 yield frames[first:first + CHUNK]
 
-    def generate(self, seconds: float = 60.0, seed: int = 0, temperature: float = 1.0,
-                 sigma_temperature: float = 1.0, prime: str | None = None) -> np.ndarray:
+    def generate(self, seconds: float = 60.0, seed: int = 0, temperature: float | None = None,
+                 sigma_temperature: float | None = None, prime: str | None = None) -> np.ndarray:
         """The whole video in memory -> (frames, height, width) uint8, 0 or 255."""
         return np.concatenate(list(self.stream(seconds, seed, temperature, sigma_temperature, prime)))
 
     def write(self, path: str | os.PathLike, seconds: float = 60.0, seed: int = 0,
-              temperature: float = 1.0, sigma_temperature: float = 1.0, prime: str | None = None,
-              scale: int = 4, interpolation: str = "nearest", quiet: bool = True) -> Path:
+              temperature: float | None = None, sigma_temperature: float | None = None,
+              prime: str | None = None, scale: int = 4, interpolation: str = "nearest",
+              quiet: bool = True) -> Path:
         """Stream a generated video into ``path`` (.mp4, .gif or a folder of PNGs)."""
         from .progress import progress
         from .video import VideoWriter, check_writable
 
+        temperature, sigma_temperature = self.temperatures(temperature, sigma_temperature)
         check_options(seconds, temperature, sigma_temperature)
         check_writable(path)
         if prime is not None:

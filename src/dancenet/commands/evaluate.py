@@ -35,8 +35,12 @@ def register(commands, train_commands, common) -> None:
     parser.add_argument("--reference", required=True, metavar="DATASET", help="prepared dataset of real dance")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each generated video (default 60)")
     parser.add_argument("--samples", type=int, default=3, help="videos to generate, seeds 0..N-1 (default 3)")
-    parser.add_argument("--temperature", type=float, default=1.0, help="mixture-weight temperature (default 1)")
-    parser.add_argument("--sigma-temperature", type=float, default=1.0, help="spread temperature (default 1)")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="mixture-weight temperature (default: the model's recommended value, else 1)")
+    parser.add_argument("--sigma-temperature", type=float, default=None,
+                        help="spread temperature (default: the model's recommended value, else 1)")
+    parser.add_argument("--motion", default="motion", metavar="NAME",
+                        help="motion model inside RUN (default motion -> RUN/motion.*)")
     parser.add_argument("--loop-threshold", type=float, default=None,
                         help="mean soft IoU at which a 1 s window counts as a repeat (default: calibrated)")
     parser.add_argument("-o", "--out", required=True, metavar="DIR", help="report directory")
@@ -109,27 +113,29 @@ def run_evaluate(args) -> int:
         raise DancenetError(f"--seconds {args.seconds}: must be a positive number")
     if args.samples < 1:
         raise DancenetError(f"--samples {args.samples}: must be at least 1")
-    if not args.temperature > 0 or not args.sigma_temperature > 0:
-        raise DancenetError("--temperature and --sigma-temperature must be positive")
+    for name, value in (("--temperature", args.temperature), ("--sigma-temperature", args.sigma_temperature)):
+        if value is not None and not 0 < value < float("inf"):
+            raise DancenetError(f"{name} {value}: must be positive")
     loop_threshold = _loop_threshold(args)
     check_report_directory(args.out)
     if not Path(args.run).is_dir():
         raise input_error(args.run, "no such run directory")
     dataset = Dataset(args.reference)
-    reference = suite.make_reference(dataset, suite.validation_clips(args.run))
-    model = load(args.run)
+    reference = suite.make_reference(dataset, suite.validation_clips(args.run, args.motion))
+    model = load(args.run, motion_name=args.motion)
+    temperature, sigma_temperature = model.temperatures(args.temperature, args.sigma_temperature)
     videos = {}
     clock = time.perf_counter()
     for seed in progress(range(args.samples), total=args.samples, desc="generate", unit="video", quiet=args.quiet):
-        frames = model.generate(seconds=args.seconds, seed=seed, temperature=args.temperature,
-                                sigma_temperature=args.sigma_temperature)
+        frames = model.generate(seconds=args.seconds, seed=seed, temperature=temperature,
+                                sigma_temperature=sigma_temperature)
         if frames.shape[1:] != (dataset.height, dataset.width):
             raise DancenetError(f"{args.run}: generates {frames.shape[2]}x{frames.shape[1]} frames but the "
                                 f"reference {args.reference} is {dataset.width}x{dataset.height}")
         videos[f"seed {seed}"] = frames
     generate_seconds = time.perf_counter() - clock
     clock = time.perf_counter()
-    extra = suite.model_metrics(args.run, dataset, reference.clips)
+    extra = suite.model_metrics(args.run, dataset, reference.clips, motion_name=args.motion)
     model_seconds = time.perf_counter() - clock
     for key in ("reconstruction_iou", "motion_nll"):
         if extra[key] is None:
@@ -137,8 +143,8 @@ def run_evaluate(args) -> int:
     evaluation = suite.evaluate_videos(videos, reference, loop_threshold=loop_threshold, extra=extra,
                                        quiet=args.quiet)
     evaluation.metrics["source"] = {"kind": "run", "run": str(args.run), "seconds": args.seconds,
-                                    "seeds": list(range(args.samples)), "temperature": args.temperature,
-                                    "sigma_temperature": args.sigma_temperature}
+                                    "motion": args.motion, "seeds": list(range(args.samples)),
+                                    "temperature": temperature, "sigma_temperature": sigma_temperature}
     evaluation.metrics["timings_seconds"]["generate"] = round(generate_seconds, 3)
     evaluation.metrics["timings_seconds"]["model_metrics"] = round(model_seconds, 3)
     return _finish(evaluation, args, f"dancenet evaluation of {args.run}")

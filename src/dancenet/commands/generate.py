@@ -31,10 +31,12 @@ def register(commands, train_commands, common) -> None:
     parser.add_argument("--output", "-o", required=True, help="dance.mp4, dance.gif or a folder")
     parser.add_argument("--seconds", type=float, default=60.0, help="length (default 60)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--temperature", type=float, default=1.0,
-                        help="mixture-weight temperature, > 0 (default 1.0)")
-    parser.add_argument("--sigma-temperature", type=float, default=1.0,
-                        help="spread temperature, > 0 (default 1.0; ignored by dancenet-2018)")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="mixture-weight temperature, > 0 (default: the model's recommended "
+                             "value, chosen by measurement when it was trained; else 1.0)")
+    parser.add_argument("--sigma-temperature", type=float, default=None,
+                        help="spread temperature, > 0 (default: the model's recommended value, "
+                             "else 1.0; ignored by dancenet-2018)")
     parser.add_argument("--prime", metavar="CLIP[:FRAME]",
                         help="start from the real latents of CLIP up to FRAME (0-based)")
     parser.add_argument("--scale", type=int, default=4, help="upscale factor for viewing (default 4)")
@@ -53,7 +55,8 @@ def run_generate(args) -> int:
     from ..generate import check_options, load
     from ..video import check_writable
 
-    check_options(args.seconds, args.temperature, args.sigma_temperature)
+    check_options(args.seconds, 1.0 if args.temperature is None else args.temperature,
+                  1.0 if args.sigma_temperature is None else args.sigma_temperature)
     if args.scale < 1:
         raise DancenetError(f"--scale {args.scale}: must be a whole number >= 1")
     check_writable(args.output)

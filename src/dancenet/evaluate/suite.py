@@ -58,15 +58,16 @@ class Evaluation:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def validation_clips(run: str | os.PathLike) -> list[str] | int | None:
+def validation_clips(run: str | os.PathLike, motion_name: str = "motion") -> list[str] | int | None:
     """The validation clips a run recorded (names or a count), or None when it recorded none.
 
     Looked up as ``val_clips`` / ``validation_clips`` in RUN/motion.json, RUN/vae.json and the
     training ``config.yaml`` files, first found wins.
     """
     run = Path(run)
-    candidates = [(run / "motion.json", json.loads), (run / "vae.json", json.loads),
-                  (run / "motion-train" / "config.yaml", None), (run / "vae-train" / "config.yaml", None)]
+    candidates = [(run / f"{motion_name}.json", json.loads), (run / "vae.json", json.loads),
+                  (run / f"{motion_name}-train" / "config.yaml", None),
+                  (run / "vae-train" / "config.yaml", None)]
     for path, parse in candidates:
         if not path.is_file():
             continue
@@ -332,7 +333,7 @@ def _clip_prefixes(clips: list[Clip], max_frames: int) -> list[tuple[int, int]]:
 
 
 def model_metrics(run: str | os.PathLike, dataset: Dataset, clips: list[Clip], max_frames: int = 3000,
-                  batch: int | None = None) -> dict:
+                  batch: int | None = None, motion_name: str = "motion") -> dict:
     """VAE reconstruction IoU and motion-model NLL per frame on real ``clips``.
 
     Each clip's first frames (``max_frames`` in all) are encoded once with the run's VAE; the
@@ -364,11 +365,11 @@ def model_metrics(run: str | os.PathLike, dataset: Dataset, clips: list[Clip], m
                 means.append(mean.cpu())
     result["reconstruction_iou"] = float(np.concatenate(scores).mean())
     result["model_frames"] = int(sum(stop - start for start, stop in ranges))
-    if (run / "motion.safetensors").is_file():
+    if (run / f"{motion_name}.safetensors").is_file():
         from ..motion.model import load_motion
         from ..motion.train import validation_nll
 
-        model, scaler, _ = load_motion(run)
+        model, scaler, _ = load_motion(run, motion_name)
         latents = torch.cat(means)
         offsets = np.cumsum([0] + [stop - start for start, stop in ranges])
         with torch.inference_mode():

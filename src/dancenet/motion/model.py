@@ -41,12 +41,12 @@ class MotionConfig:
     preset: str = "default"
     latent_size: int = 128
     cell: str = "lstm"              # "lstm" or "gru"
-    hidden_size: int = 256
+    hidden_size: int = 512
     num_layers: int = 2
     dropout: float = 0.0            # after every recurrent layer (2018: 0.4)
     dense_size: int = 0             # a ReLU layer between the recurrent stack and the head; 0 = none
     num_mixtures: int = 8
-    residual: bool = True           # component means are offsets from the input frame (deltas)
+    residual: bool = False          # True: component means are offsets from the input frame (deltas)
     spread: str = "log_sigma"       # "log_sigma" (clamped) or "elu" (2018: sigma = elu(x) + 1)
     min_log_sigma: float = -6.0
     max_log_sigma: float = 2.0

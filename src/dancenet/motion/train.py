@@ -55,6 +55,10 @@ class TrainConfig:
     # Export the weights of the epoch with the lowest held-out NLL (early stopping): a few
     # minutes of dance overfit quickly, and the held-out NLL turns up long before training ends.
     keep_best: bool = False
+    # Recommended generation temperatures, stored in motion.json and used when a user gives
+    # none: chosen by measuring rollouts of the trained model (docs/motion.md), not by training.
+    generate_temperature: float = 1.0
+    generate_sigma_temperature: float = 1.0
 
     def __post_init__(self):
         checks = [
@@ -66,6 +70,8 @@ class TrainConfig:
             (self.latent_source in ("mean", "sample", "sample-once"),
              "latent_source must be mean, sample or sample-once"),
             (self.input_noise >= 0, "input_noise must be >= 0"),
+            (self.generate_temperature > 0 and self.generate_sigma_temperature > 0,
+             "generate temperatures must be > 0"),
         ]
         for ok, message in checks:
             if not ok:
@@ -328,7 +334,7 @@ def train_motion(run: str | Path, preset: str = "default", model_config: dict | 
         raise input_error(run / "latents.npz", f"holds {latents.mean.shape[1]}-d latents but the "
                                                f"model expects {config.latent_size}")
 
-    train_clips, val_clips = split_clips(latents, train_config.val_clips)
+    train_clips, val_clips = split_clips(latents, _vae_held_out(run, latents, train_config.val_clips))
     ranges = [(int(latents.offsets[i]), int(latents.offsets[i + 1])) for i in train_clips]
     val_ranges = [(int(latents.offsets[i]), int(latents.offsets[i + 1])) for i in val_clips]
 
@@ -471,6 +477,8 @@ def train_motion(run: str | Path, preset: str = "default", model_config: dict | 
         "vae_hash": latents.vae_hash, "dataset_hash": latents.dataset_hash, "fps": latents.fps,
         **_frame_size(run), "training": asdict(train_config), "epochs_trained": epoch,
         "exported_epoch": exported_epoch,
+        "sampling": {"temperature": train_config.generate_temperature,
+                     "sigma_temperature": train_config.generate_sigma_temperature},
         "steps": steps, "seconds": round(clock.elapsed, 1), "val_nll_nats_per_frame": val_nll,
         "val_clips": [latents.clip_names[i] for i in val_clips],
         # Where an unprimed rollout may start: the first frame of each training clip.
@@ -478,6 +486,22 @@ def train_motion(run: str | Path, preset: str = "default", model_config: dict | 
         name=name)
     return TrainResult(epochs=epoch, steps=steps, seconds=clock.elapsed, train_nll=train_nll,
                        val_nll=val_nll, interrupted=interrupted, parameters=count_parameters(model))
+
+
+def _vae_held_out(run: Path, latents: Latents, val_clips):
+    """``auto`` means the clips the VAE held out, when it recorded any: then both stages are
+    judged on the same unseen dance. Anything else passes through unchanged."""
+    import json
+
+    if val_clips != "auto" or not (run / "vae.json").is_file():
+        return val_clips
+    try:
+        names = json.loads((run / "vae.json").read_text()).get("val_clips")
+    except json.JSONDecodeError:
+        return val_clips
+    if isinstance(names, list) and names and all(name in latents.clip_names for name in names):
+        return ",".join(names)
+    return val_clips
 
 
 def _frame_size(run: Path) -> dict:

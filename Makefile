@@ -26,6 +26,7 @@ test: setup
 	$(BIN)/python -m pytest -q tests
 
 bench: setup
+	test -f data/salsa/manifest.json || $(BIN)/dancenet prepare $(SALSA) --out data/salsa --source-fps 60 --quiet
 	$(BIN)/python benchmarks/run_all.py --data $(SALSA)
 
 clean:  # keeps data/ and runs/: they hold your prepared datasets and trained models

@@ -40,7 +40,7 @@ CANDIDATES = {
     "small": ("default", {"hidden_size": 256}, {}),
     "noise": ("default", {}, {"input_noise": 0.1}),
     "samples": ("default", {}, {"latent_source": "sample"}),
-    "absolute": ("default", {"residual": False}, {}),
+    "residual": ("default", {"residual": True, "hidden_size": 256}, {}),  # the first default: drifts
     "short": ("default", {}, {"sequence_length": 32, "batch_size": 64}),
     "small-samples": ("default", {"hidden_size": 256}, {"latent_source": "sample"}),
     "small-samples-noise": ("default", {"hidden_size": 256},
@@ -114,11 +114,12 @@ def rollout_health(model, scaler, latents, train_rows, val_ranges, fps, seeds=(0
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--latents", help="a latents.npz from `dancenet encode`")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--latents", default="runs/salsa/latents.npz",
+                        help="a latents.npz from `dancenet encode` (default runs/salsa/latents.npz)")
     source.add_argument("--proxy", metavar="DATASET", help="a motion-capture dataset (uses its joints)")
     parser.add_argument("--minutes", type=float, default=3.0, help="training budget per candidate")
-    parser.add_argument("--candidates", default="2018,default",
+    parser.add_argument("--candidates", default="2018,default,residual",
                         help=f"comma-separated, from {', '.join(CANDIDATES)}")
     parser.add_argument("--keep", metavar="DIR", help="keep the scratch runs here")
     parser.add_argument("--threads", type=int, default=2)

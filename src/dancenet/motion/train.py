@@ -91,7 +91,7 @@ TRAIN_PRESETS = {
     "dancenet-2018": TrainConfig(learning_rate=5e-4, batch_size=1024, sequence_length=1,
                                  epochs=100, latent_source="sample-once", gradient_clip=0.0,
                                  keep_best=False),
-    "default": TrainConfig(keep_best=True),
+    "default": TrainConfig(keep_best=True, generate_sigma_temperature=0.75),
 }
 
 

@@ -36,9 +36,12 @@ PRIME_SECONDS = 2.0
 PRIME_FILE = "prime.npz"
 
 
+BUNDLED_DIRECTORY = Path(__file__).parent / "pretrained" / "salsa"
+
+
 def bundled_directory() -> Path:
     """The pretrained salsa model shipped inside the package; a user error when absent."""
-    directory = Path(__file__).parent / "pretrained" / "salsa"
+    directory = BUNDLED_DIRECTORY
     if not (directory / "motion.json").is_file() or not (directory / "vae.json").is_file():
         raise DancenetError("no bundled model shipped in this install; give a RUN directory "
                             "(make one with `dancenet train vae`, `encode`, `train motion`)")

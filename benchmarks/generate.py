@@ -81,7 +81,9 @@ def timed(work, count: int) -> tuple[object, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", help="run with vae.* and motion models (default: untrained stand-ins)")
+    parser.add_argument("--run", default="runs/salsa" if os.path.isdir("runs/salsa") else None,
+                        help="run with vae.* and motion models (default runs/salsa when present, "
+                             "else untrained stand-ins)")
     parser.add_argument("--default-name", default="motion", help="default motion model name in RUN")
     parser.add_argument("--baseline-name", default="motion-2018", help="dancenet-2018 motion model name in RUN")
     parser.add_argument("--seconds", type=float, default=20.0, help="video length per measurement")

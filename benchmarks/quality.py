@@ -83,7 +83,7 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=ROOT / "../shared/data/cmu61-salsa-bvh",
                         help="prepared dataset or source of real dance (default: the shared salsa BVH)")
     parser.add_argument("--default", type=Path, default=BUNDLED, help="run of the default preset")
-    parser.add_argument("--baseline", type=Path, default=ROOT / "runs" / "dancenet-2018",
+    parser.add_argument("--baseline", type=Path, default=ROOT / "runs" / "salsa-2018",
                         help="run of the dancenet-2018 preset")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--samples", type=int, default=3)

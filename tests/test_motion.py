@@ -6,10 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from dancenet.cli import main
-from dancenet.motion.mdn import log_likelihood
 from dancenet.motion.model import (PRESETS, LatentScaler, MotionConfig, MotionModel,
                                    count_parameters, load_motion, preset_config, save_motion)
 from dancenet.motion.train import (TRAIN_PRESETS, TrainConfig, load_latents, load_recipe,

@@ -69,17 +69,33 @@ class MotionConfig:
             (self.sampler in ("separate", "2018"), "sampler must be separate or 2018"),
             (self.feedback in ("sample", "2018-unscaled"), "feedback must be sample or 2018-unscaled"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise DancenetError(f"motion config: {message}")
+        check_all(checks, "motion config")
 
     @classmethod
     def from_dict(cls, values: dict) -> "MotionConfig":
-        known = {field.name for field in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise DancenetError(f"motion config: unknown fields {', '.join(unknown)}")
+        return config_from_dict(cls, values, "motion config")
+
+
+def check_all(checks: list[tuple[bool, str]], label: str) -> None:
+    """Raise a user error for the first failed ``(ok, message)`` check of a config."""
+    for ok, message in checks:
+        if not ok:
+            raise DancenetError(f"{label}: {message}")
+
+
+def config_from_dict(cls, values: dict, label: str):
+    """Build the frozen dataclass ``cls`` from a recipe's mapping; unknown or mistyped fields are
+    user errors, not tracebacks."""
+    if not isinstance(values, dict):
+        raise DancenetError(f"{label}: expected a mapping of settings, got {type(values).__name__}")
+    known = {field.name for field in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise DancenetError(f"{label}: unknown fields {', '.join(unknown)}")
+    try:
         return cls(**values)
+    except TypeError as error:  # e.g. `epochs: ten` compared with a number in __post_init__
+        raise DancenetError(f"{label}: a value has the wrong type ({error})") from None
 
 
 PRESETS = {

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,7 @@ import torch
 
 from ..errors import DancenetError, input_error
 from .mdn import log_likelihood
-from .model import (LatentScaler, MotionConfig, MotionModel, count_parameters, preset_config,
+from .model import (LatentScaler, check_all, config_from_dict, MotionConfig, MotionModel, count_parameters, preset_config,
                     save_motion)
 
 TRAIN_DIRECTORY_SUFFIX = "-train"
@@ -73,17 +73,11 @@ class TrainConfig:
             (self.generate_temperature > 0 and self.generate_sigma_temperature > 0,
              "generate temperatures must be > 0"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise DancenetError(f"motion training config: {message}")
+        check_all(checks, "motion training config")
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
-        known = {field.name for field in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise DancenetError(f"motion training config: unknown fields {', '.join(unknown)}")
-        return cls(**values)
+        return config_from_dict(cls, values, "motion training config")
 
 
 TRAIN_PRESETS = {

@@ -61,11 +61,6 @@ def load(run_or_dir: str | os.PathLike, device: str | torch.device = "cpu") -> V
     return model.to(device).eval()
 
 
-def _batches(count: int, batch_size: int) -> Iterator[tuple[int, int]]:
-    for start in range(0, count, batch_size):
-        yield start, min(start + batch_size, count)
-
-
 @torch.inference_mode()
 def encode_frames(vae: VAE, dataset: Dataset, batch_size: int | None = None, quiet: bool = False
                   ) -> tuple[np.ndarray, np.ndarray]:
@@ -76,7 +71,7 @@ def encode_frames(vae: VAE, dataset: Dataset, batch_size: int | None = None, qui
     batch_size = batch_size or vae.config.inference_batch_size
     mean = np.empty((len(dataset), vae.config.latent_size), dtype=np.float32)
     log_var = np.empty_like(mean)
-    for start, stop in progress(list(_batches(len(dataset), batch_size)), desc="encode",
+    for start, stop in progress(list(_ranges(0, len(dataset), batch_size)), desc="encode",
                                 unit="batch", quiet=quiet):
         batch_mean, batch_log_var = vae.encode_moments(torch.from_numpy(dataset.frames(start, stop)))
         mean[start:stop] = batch_mean.cpu().numpy()
@@ -152,6 +147,7 @@ def reconstruct(run: str | os.PathLike, source: str | os.PathLike, output: str |
     into silhouettes at the VAE's size). Returns {"frames": n, "iou": mean IoU at 0.5}.
     """
     from ..progress import progress
+    from ..video import VideoWriter
     from .loss import intersection_over_union
 
     output = Path(output)
@@ -182,45 +178,10 @@ def reconstruct(run: str | os.PathLike, source: str | os.PathLike, output: str |
                 if max_frames is not None and count >= max_frames:
                     return
 
-    stream = progress(frames(), desc="reconstruct", unit="batch", quiet=quiet)
-    _write_mp4(stream, output, fps)
-    if count == 0:
-        raise input_error(source, "holds no frames")
+    # Written atomically: a source that fails or holds no frames leaves no video behind.
+    with VideoWriter(output, fps, vae.config.height, 2 * vae.config.width) as writer:
+        for batch in progress(frames(), desc="reconstruct", unit="batch", quiet=quiet):
+            writer.write(batch)
+        if count == 0:
+            raise input_error(source, "holds no frames")
     return {"frames": count, "iou": sum(ious) / count}
-
-
-def _write_mp4(batches: Iterable[np.ndarray], path: Path, fps: float) -> None:
-    """H.264 / yuv420p mp4 from a stream of (n, H, W) uint8 grey batches, written atomically.
-
-    Odd sizes are padded to even with black, as yuv420p needs. Minimal on purpose: the project's
-    shared video writer (dancenet.video) can replace it.
-    """
-    import av
-    from fractions import Fraction
-
-    from ..atomic import atomic_file
-
-    with atomic_file(path) as temporary:
-        container = av.open(str(temporary), mode="w")
-        stream = None
-        wrote = False
-        try:
-            for batch in batches:
-                if stream is None:
-                    height, width = batch.shape[1:]
-                    stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-                    stream.width, stream.height = width + width % 2, height + height % 2
-                    stream.pix_fmt = "yuv420p"
-                    stream.options = {"crf": "18", "preset": "veryfast"}
-                for grey in batch:
-                    padded = np.zeros((stream.height, stream.width), dtype=np.uint8)
-                    padded[:grey.shape[0], :grey.shape[1]] = grey
-                    frame = av.VideoFrame.from_ndarray(padded, format="gray")
-                    container.mux(stream.encode(frame))
-                    wrote = True
-            if stream is not None:
-                container.mux(stream.encode())
-        finally:
-            container.close()
-        if not wrote:
-            raise DancenetError(f"{path}: nothing to write (the source has no frames)")

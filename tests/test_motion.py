@@ -162,4 +162,7 @@ def test_cli_bad_inputs_are_one_line_errors(tmp_path, capsys):
     assert main(["train", "motion", str(tmp_path), "--val-clips", "nosuchclip", "--quiet"]) == 2
     assert main(["train", "motion", str(tmp_path), "--epochs", "0", "--quiet"]) == 2
     assert main(["train", "motion", str(tmp_path), "--resume", "--quiet"]) == 2
+    capsys.readouterr()
+    assert main(["train", "motion", str(tmp_path), "--resume", "--learning-rate", "0.1", "--quiet"]) == 2
+    assert "--learning-rate cannot change it" in capsys.readouterr().err
     assert not (tmp_path / "motion.json").exists()

@@ -66,6 +66,12 @@ def run_train_motion(args) -> int:
         preset, model_overrides, train_config = load_recipe(args.config)
         if args.preset and args.preset != preset:
             raise DancenetError(f"--preset {args.preset} contradicts {args.config} (preset {preset})")
+    fixed = [flag for flag, value in (("--batch-size", args.batch_size), ("--learning-rate", args.learning_rate),
+                                      ("--seed", args.seed), ("--val-clips", args.val_clips),
+                                      ("--config", args.config)) if value is not None]
+    if args.resume and fixed:
+        raise DancenetError(f"--resume continues the saved recipe; {', '.join(fixed)} cannot change it "
+                            "(only --epochs and --minutes can; train under a new --name instead)")
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size,
                  "learning_rate": args.learning_rate, "seed": args.seed, "val_clips": args.val_clips}
     overrides = {key: value for key, value in overrides.items() if value is not None}
@@ -82,4 +88,6 @@ def run_train_motion(args) -> int:
         print(f"trained {args.name} ({preset}, {result.parameters:,} parameters): {result.epochs} "
               f"epochs, {result.steps} steps in {result.seconds / 60:.1f} min, {held_out}; "
               f"wrote {args.run}/{args.name}.safetensors")
+    if result.stop_signal:
+        return 128 + result.stop_signal  # 130 for Ctrl-C, 143 for SIGTERM, as the VAE's training
     return 130 if result.interrupted else 0

@@ -273,6 +273,7 @@ class TrainResult:
     val_nll: float | None
     interrupted: bool
     parameters: int
+    stop_signal: int = 0   # the signal (SIGINT, SIGTERM) that stopped training, 0 for none
 
 
 def _training_rows(latents: Latents, train_config: TrainConfig, generator: torch.Generator,
@@ -393,6 +394,7 @@ def train_motion(run: str | Path, preset: str = "default", model_config: dict | 
     # The budget counts all sessions of a run, so --resume continues rather than starts over.
     budget_seconds = None if train_config.minutes is None else 60 * train_config.minutes
     interrupted, out_of_time, train_nll, val_nll, steps_this_call = False, False, float("nan"), None, 0
+    stop_signal = 0
     last_saved = time.monotonic()
     model.train()
     with StopSignals() as signals:
@@ -433,7 +435,7 @@ def train_motion(run: str | Path, preset: str = "default", model_config: dict | 
                 step_in_epoch, steps, steps_this_call = step_in_epoch + 1, steps + 1, steps_this_call + 1
                 out_of_time = budget_seconds is not None and clock.elapsed >= budget_seconds
                 if signals.requested or (max_steps is not None and steps_this_call >= max_steps):
-                    interrupted = True
+                    interrupted, stop_signal = True, signals.requested
                 if interrupted or out_of_time:
                     break
             bar.close()
@@ -479,7 +481,8 @@ def train_motion(run: str | Path, preset: str = "default", model_config: dict | 
         "start_latents": [latents.mean[latents.offsets[i]].tolist() for i in train_clips]},
         name=name)
     return TrainResult(epochs=epoch, steps=steps, seconds=clock.elapsed, train_nll=train_nll,
-                       val_nll=val_nll, interrupted=interrupted, parameters=count_parameters(model))
+                       val_nll=val_nll, interrupted=interrupted, parameters=count_parameters(model),
+                       stop_signal=stop_signal)
 
 
 def _vae_held_out(run: Path, latents: Latents, val_clips):

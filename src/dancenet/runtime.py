@@ -17,11 +17,12 @@ def configure(num_threads: int | None = None) -> None:
     intra-op threads, so BLAS is limited to one thread.
     """
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
-    import torch
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1, user_api="blas")
     if num_threads is not None:
+        import torch  # only when asked: `dancenet info` and `prepare` need no torch at all
+
         torch.set_num_threads(num_threads)
 
 

@@ -116,8 +116,9 @@ def _read_recipe(path: str) -> dict:
         raise input_error(path, "no such recipe file") from None
     except (OSError, yaml.YAMLError) as error:
         raise input_error(path, f"is not a readable YAML recipe ({type(error).__name__})") from None
-    if not isinstance(document, dict) or not isinstance(document.get("vae", {}), dict):
-        raise input_error(path, "must be a mapping with a `vae:` section (see configs/)")
+    if not isinstance(document, dict) or not all(isinstance(document.get(section) or {}, dict)
+                                                 for section in ("vae", "training")):
+        raise input_error(path, "must be a mapping with `vae:` and `training:` sections (see configs/)")
     return document
 
 

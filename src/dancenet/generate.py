@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from .errors import DancenetError, input_error
+from .runtime import torch_threads
 
 CHUNK = 64
 DECODE_CHUNK = 256
@@ -75,15 +76,10 @@ def _single_step_kernels():
     0.24 ms without. One intra-op thread: splitting microsecond-sized ops across threads cost
     10x (40 vs 400 steps/s) on a busy 2-core machine.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # flags() warns about TF32 on Intel GPUs; irrelevant
-            with torch.backends.mkldnn.flags(enabled=False):
-                yield
-    finally:
-        torch.set_num_threads(threads)
+    with torch_threads(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # flags() warns about TF32 on Intel GPUs; irrelevant
+        with torch.backends.mkldnn.flags(enabled=False):
+            yield
 
 
 @contextlib.contextmanager
@@ -93,12 +89,8 @@ def threads_beside_writer():
     On a busy 2-core machine, decoding with 2 threads next to the writer ran at 630 frames/s
     against 850 with 1 (threads spin waiting for each other); results are the same bits.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, threads - 1))
-    try:
+    with torch_threads(torch.get_num_threads() - 1):
         yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 @torch.no_grad()

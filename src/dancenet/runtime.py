@@ -6,6 +6,7 @@ import time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 
@@ -38,3 +39,16 @@ def resolve_device(name: str | None):
     if device.type == "cuda" and not torch.cuda.is_available():
         raise DancenetError(f"--device {name}: CUDA is not available on this machine")
     return device
+
+
+@contextlib.contextmanager
+def torch_threads(count: int):
+    """Run a block with ``count`` torch intra-op threads, restoring the previous count after."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, count))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

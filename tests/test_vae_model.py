@@ -53,6 +53,23 @@ def test_default_preset_shapes_for_any_frame_size(height, width):
     assert output.shape == (1, 1, height, width) and mean.shape == (1, 6)
 
 
+def test_bf16_autocast_only_where_the_hardware_computes_bf16(monkeypatch):
+    import dancenet.vae.model as model_module
+
+    torch.manual_seed(0)
+    fast, exact = VAE(tiny(bf16=True)).eval(), VAE(tiny(bf16=False)).eval()
+    exact.load_state_dict(fast.state_dict())
+    frames = torch.from_numpy(np.random.default_rng(0).integers(0, 2, (4, 32, 48), dtype=np.uint8))
+    with torch.inference_mode():
+        monkeypatch.setattr(model_module, "native_bf16", lambda device: False)
+        assert torch.equal(fast.encode(frames).loc, exact.encode(frames).loc)
+        monkeypatch.setattr(model_module, "native_bf16", lambda device: True)
+        low, full = fast.encode(frames).loc, exact.encode(frames).loc
+        assert low.dtype == torch.float32 and not torch.equal(low, full)
+        torch.testing.assert_close(low, full, atol=0.05, rtol=0.05)
+        torch.testing.assert_close(fast.decode(full), exact.decode(full), atol=0.02, rtol=0.05)
+
+
 def test_2018_preset_refuses_other_frame_sizes_and_latent_sizes():
     with pytest.raises(DancenetError, match="208x120"):
         preset_config("dancenet-2018", 32, 48)
@@ -61,7 +78,8 @@ def test_2018_preset_refuses_other_frame_sizes_and_latent_sizes():
 
 
 @pytest.mark.parametrize("bad", [dict(latent_size=0), dict(batch_size=0), dict(learning_rate=-1.0),
-                                 dict(optimizer="sgd"), dict(channels=()), dict(preset="huge")])
+                                 dict(optimizer="sgd"), dict(channels=()), dict(preset="huge"),
+                                 dict(augment_scale=0.5), dict(augment_rotate=-1.0)])
 def test_config_is_validated_on_construction(bad):
     values = dict(height=32, width=48)
     values.update(bad)
@@ -70,7 +88,7 @@ def test_config_is_validated_on_construction(bad):
 
 
 def test_config_round_trips_through_a_dict():
-    config = tiny(beta=0.5)
+    config = tiny(beta=0.5, augment_scale=0.1, augment_rotate=5.0)
     assert VAEConfig.from_dict({**config.to_dict(), "dataset_hash": "x"}) == config
 
 

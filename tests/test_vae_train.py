@@ -196,3 +196,37 @@ def test_two_process_ddp_ranks_hold_identical_weights(dataset, tmp_path):
     saved = load(tmp_path / "run").state_dict()
     for name in first:
         torch.testing.assert_close(saved[name], first[name])
+
+
+def test_augmentation_mirrors_zooms_turns_and_stays_binary_and_reproducible():
+    from dancenet.vae.train import augment
+
+    frames = torch.zeros(32, 1, 40, 60)
+    frames[..., 10:30, 12:22] = 1  # a 20x10 upright bar left of centre
+    area = frames[0].sum()
+
+    def draw(seed, **options):
+        settings = dict(flip=False, shift=0)
+        settings.update(options)
+        return augment(frames, torch.Generator().manual_seed(seed), **settings)
+
+    mirrored = draw(0, flip=True)
+    columns = mirrored[:, 0].sum(1).nonzero()[:, 1].view(32, -1)
+    on_right = (columns.min(1).values == 60 - 22)
+    assert 4 < on_right.sum() < 28 and (columns.min(1).values[~on_right] == 12).all()
+
+    zoomed = draw(1, scale=0.2)
+    ratios = zoomed.sum((1, 2, 3)) / area
+    assert ratios.min() > 0.8 ** 2 * 0.85 and ratios.max() < 1.2 ** 2 * 1.15 and ratios.std() > 0.05
+
+    turned = draw(2, rotate=30)
+    ratios = turned.sum((1, 2, 3)) / area
+    assert (ratios - 1).abs().max() < 0.15
+    widths = (turned[:, 0].sum(1) > 0).sum(1)
+    assert widths.max() > 14  # a bar turned by up to 30 degrees covers more columns than its 10
+
+    for result in (mirrored, zoomed, turned, draw(3, flip=True, shift=3, scale=0.1, rotate=10)):
+        assert result.shape == frames.shape and set(result.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(draw(3, flip=True, shift=3, scale=0.1, rotate=10),
+                       draw(3, flip=True, shift=3, scale=0.1, rotate=10))
+    assert torch.equal(draw(4), frames)

@@ -7,6 +7,7 @@ import time.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 
 
@@ -52,3 +53,23 @@ def torch_threads(count: int):
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+@functools.lru_cache(maxsize=None)
+def _native_bf16(device_type: str) -> bool:
+    import torch
+
+    if device_type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device_type == "cpu":
+        # private but stable helpers (used by torch.compile's CPU backend); absent -> no
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+    return False
+
+
+def native_bf16(device) -> bool:
+    """Whether ``device`` computes bfloat16 in hardware (AVX512-BF16 or AMX CPUs, CUDA GPUs with
+    bf16). Elsewhere bf16 autocast is emulated and slower than float32, so models that ask for
+    bf16 run in float32 there."""
+    return _native_bf16(getattr(device, "type", str(device)))

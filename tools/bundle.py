@@ -1,0 +1,55 @@
+"""Copy a trained run into the package as the bundled model (maintainers only).
+
+    python tools/bundle.py RUN [--motion NAME] [--out src/dancenet/pretrained/salsa] [--prime-seconds 4]
+
+Writes OUT/vae.safetensors + vae.json (copied byte for byte: the motion model records the VAE's
+sha256), OUT/motion.safetensors (weights in float16: half the size, rollouts indistinguishable)
++ motion.json, and OUT/prime.npz (the first seconds of each clip's latents, for --prime). Every
+file is written to a temporary name and renamed, readable by all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--motion", default="motion", help="name of the motion model in RUN")
+    parser.add_argument("--out", type=Path, default=ROOT / "src/dancenet/pretrained/salsa")
+    parser.add_argument("--prime-seconds", type=float, default=4.0)
+    args = parser.parse_args()
+
+    from dancenet.atomic import atomic_file
+    from dancenet.checkpoint import load_model, save_model
+    from dancenet.generate import write_prime_file
+
+    for name in ("vae.safetensors", "vae.json", f"{args.motion}.safetensors", f"{args.motion}.json",
+                 "latents.npz"):
+        if not (args.run / name).is_file():
+            print(f"tools/bundle.py: error: {args.run / name} is missing", file=sys.stderr)
+            return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in ("vae.safetensors", "vae.json"):
+        with atomic_file(args.out / name) as temporary:
+            shutil.copyfile(args.run / name, temporary)
+    state_dict, config = load_model(args.run, args.motion)
+    save_model(args.out, "motion", {key: value.half() if value.is_floating_point() else value
+                                    for key, value in state_dict.items()}, config)
+    write_prime_file(args.run, args.out / "prime.npz", seconds=args.prime_seconds)
+    for path in args.out.iterdir():
+        os.chmod(path, 0o644)
+    total = sum(path.stat().st_size for path in args.out.iterdir())
+    print(f"bundled {args.run} into {args.out}: {total / 2 ** 20:.1f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

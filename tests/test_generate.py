@@ -6,6 +6,7 @@ import os
 import av
 import numpy as np
 import pytest
+import torch
 
 import dancenet
 from dancenet.cli import main
@@ -243,3 +244,30 @@ def test_written_video_holds_the_generated_frames(run, tmp_path):
     decoded, _ = read_video(tmp_path / "dance.mp4")
     expected = upscale(dancer.generate(seconds=3, seed=5), 2)
     assert np.array_equal(decoded > 127, expected > 127)
+
+
+def test_bundle_tool_packs_a_run_that_generates(run, tmp_path):
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    tool = os.path.join(os.path.dirname(__file__), "..", "tools", "bundle.py")
+    out = tmp_path / "bundled"
+    done = subprocess.run([sys.executable, tool, str(run), "--out", str(out), "--prime-seconds", "0.5"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (out / "vae.safetensors").read_bytes() == (run / "vae.safetensors").read_bytes()
+    original, packed = load_file(str(run / "motion.safetensors")), load_file(str(out / "motion.safetensors"))
+    assert sorted(original) == sorted(packed)
+    for key, value in packed.items():
+        assert value.dtype == torch.float16 and torch.allclose(value.float(), original[key], atol=1e-2)
+    prime = np.load(out / "prime.npz")
+    assert (prime["clip_stops"] - prime["clip_starts"]).max() == 15  # 0.5 s at 30 fps
+    assert generate(out, tmp_path / "out.mp4", "--seconds", "1", "--prime", "take1") == 0
+    frames, _ = read_video(tmp_path / "out.mp4")
+    assert len(frames) == 30
+
+    missing = subprocess.run([sys.executable, tool, str(tmp_path / "nowhere"), "--out", str(out)],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and "is missing" in missing.stderr

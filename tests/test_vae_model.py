@@ -156,3 +156,21 @@ def test_rng_states_round_trip_through_a_weights_only_checkpoint(tmp_path):
     np.testing.assert_array_equal(expected[1], again[1])
     assert expected[2] == again[2]
     torch.testing.assert_close(expected[3], again[3])
+
+
+def test_recipes_in_configs_match_the_preset_and_the_bundled_vae():
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+
+    def recipe(name):
+        values = dict(yaml.safe_load((root / "configs" / name).read_text())["vae"])
+        return preset_config(values.pop("preset"), 120, 208, **values)
+
+    assert recipe("vae-default.yaml") == preset_config("default", 120, 208)
+    assert recipe("vae-dancenet-2018.yaml") == preset_config("dancenet-2018", 120, 208)
+    bundled = json.loads((root / "src/dancenet/pretrained/salsa/vae.json").read_text())
+    assert recipe("vae-salsa-bundled.yaml") == VAEConfig.from_dict(bundled)

@@ -5,13 +5,12 @@
 Writes OUT/vae.safetensors + vae.json (copied byte for byte: the motion model records the VAE's
 sha256), OUT/motion.safetensors (weights in float16: half the size, rollouts indistinguishable)
 + motion.json, and OUT/prime.npz (the first seconds of each clip's latents, for --prime). Every
-file is written to a temporary name and renamed, readable by all.
+file is written to a temporary name and renamed (dancenet.atomic).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -27,6 +26,16 @@ def main() -> int:
     parser.add_argument("--prime-seconds", type=float, default=4.0)
     args = parser.parse_args()
 
+    from dancenet.errors import DancenetError
+
+    try:
+        return bundle(args)
+    except DancenetError as error:  # a corrupt run: one line, like the CLI
+        print(f"tools/bundle.py: error: {error}", file=sys.stderr)
+        return 2
+
+
+def bundle(args) -> int:
     from dancenet.atomic import atomic_file
     from dancenet.checkpoint import load_model, save_model
     from dancenet.generate import write_prime_file
@@ -36,16 +45,13 @@ def main() -> int:
         if not (args.run / name).is_file():
             print(f"tools/bundle.py: error: {args.run / name} is missing", file=sys.stderr)
             return 2
-    args.out.mkdir(parents=True, exist_ok=True)
+    state_dict, config = load_model(args.run, args.motion)  # a bad motion model: nothing written
     for name in ("vae.safetensors", "vae.json"):
         with atomic_file(args.out / name) as temporary:
             shutil.copyfile(args.run / name, temporary)
-    state_dict, config = load_model(args.run, args.motion)
     save_model(args.out, "motion", {key: value.half() if value.is_floating_point() else value
                                     for key, value in state_dict.items()}, config)
     write_prime_file(args.run, args.out / "prime.npz", seconds=args.prime_seconds)
-    for path in args.out.iterdir():
-        os.chmod(path, 0o644)
     total = sum(path.stat().st_size for path in args.out.iterdir())
     print(f"bundled {args.run} into {args.out}: {total / 2 ** 20:.1f} MB")
     return 0

@@ -58,18 +58,14 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # --help (0) or a usage error (2), returned for in-process callers
         return int(exit_.code or 0)
-    from .errors import DancenetError
+    from .errors import DancenetError, one_line
     from .runtime import configure
 
     configure()
     try:
         result = args.handler(args)
-    except DancenetError as error:
-        print(f"dancenet: error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:  # an unwritable --out, a full disk: the user's to fix, not a bug
-        where = f"{error.filename}: " if error.filename else ""
-        print(f"dancenet: error: {where}{error.strerror or error}", file=sys.stderr)
+    except (DancenetError, OSError, MemoryError) as error:
+        print(f"dancenet: error: {one_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("dancenet: interrupted", file=sys.stderr)

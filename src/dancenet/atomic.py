@@ -1,12 +1,18 @@
 """Write files and directories so that a failure never leaves a half-written output.
 
 Everything is written under a temporary name beside the target, flushed, then renamed into place.
+
+A temporary's name carries the writer's process id (``.NAME.<pid>.XXXX.partial``): a writer killed
+with ``kill -9`` cannot remove its own, so the next write of the same target removes every
+temporary whose process is gone (:func:`remove_stale_partials`), and puts back a replaced folder
+that a kill caught between its two renames.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,6 +26,54 @@ def _default_mode(directory: bool) -> int:
     return (0o777 if directory else 0o666) & ~umask
 
 
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive, not ours to judge
+        return True
+    return True
+
+
+def remove_stale_partials(path: str | os.PathLike) -> list[Path]:
+    """Remove temporaries beside ``path`` left by writers that were killed; returns them.
+
+    Only names this module makes for ``path`` (``.NAME.<pid>.*.partial*``) whose process no
+    longer runs are touched; a live writer's temporary is left alone. A folder kept as
+    ``.NAME.old`` while ``NAME`` is missing (a kill between the two renames of a replace) is put
+    back in place; beside an existing ``NAME`` it is removed.
+    """
+    target = Path(path)
+    parent = target.parent
+    if not parent.is_dir():
+        return []
+    removed = []
+    pattern = re.compile(re.escape(f".{target.name}.") + r"(\d+)\.[^/]*\.partial.*|"
+                         + re.escape(f".{target.stem}.") + r"(\d+)\.[^/]*\.partial.*")
+    with os.scandir(parent) as entries:
+        names = [entry.name for entry in entries if entry.name.startswith(".")]
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match is None or _alive(int(match.group(1) or match.group(2))):
+            continue
+        leftover = parent / name
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+        removed.append(leftover)
+    backup = parent / f".{target.name}.old"
+    if backup.is_dir() and not backup.is_symlink():
+        if target.exists() or target.is_symlink():
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            os.replace(backup, target)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
@@ -30,7 +84,8 @@ def atomic_file(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     suffix = target.suffix if suffix is None else suffix
-    fd, temporary = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".partial{suffix}",
+    remove_stale_partials(target)
+    fd, temporary = tempfile.mkstemp(prefix=f".{target.stem}.{os.getpid()}.", suffix=f".partial{suffix}",
                                      dir=target.parent)
     os.close(fd)
     temporary = Path(temporary)
@@ -51,7 +106,9 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
     """Yield a fresh temporary directory beside ``path``; on success it replaces ``path``."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    remove_stale_partials(target)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".partial",
+                                      dir=target.parent))
     os.chmod(temporary, _default_mode(directory=True))
     try:
         yield temporary

@@ -25,12 +25,32 @@ import numpy as np
 
 from .atomic import atomic_directory
 from .errors import DancenetError, input_error
+from .limits import check_frame_size
+from .paths import check_replaceable, member
 
 FORMAT = "dancenet-dataset"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 FRAMES = "frames.bin"
 JOINTS = "joints.npy"
+# The files a dataset folder holds; a folder with anything else is not dancenet's to replace.
+DATASET_FILES = frozenset({MANIFEST, FRAMES, JOINTS})
+
+
+def is_dataset_folder(path: Path) -> bool:
+    """Whether ``path`` holds a manifest carrying the dataset format marker."""
+    try:
+        manifest = json.loads((Path(path) / MANIFEST).read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT
+
+
+def check_dataset_output(path: str | os.PathLike, overwrite: bool) -> Path:
+    """Fail unless ``path`` is new, an empty folder, or (with ``overwrite``) a dataset dancenet
+    made and nothing else: a folder holding any other file is never replaced."""
+    return check_replaceable(path, is_dataset_folder, DATASET_FILES.__contains__, "a dataset",
+                             overwrite=overwrite, flag="--out")
 
 
 @dataclass(frozen=True)
@@ -65,6 +85,7 @@ class DatasetWriter:
                  overwrite: bool = False):
         self.path = Path(path)
         self.height, self.width, self.fps = int(height), int(width), float(fps)
+        check_frame_size(self.height, self.width, "--size")
         self.overwrite = overwrite
         self.clips: list[Clip] = []
         self._joints: list[np.ndarray] = []
@@ -74,11 +95,7 @@ class DatasetWriter:
         self._frames_file = None
 
     def __enter__(self) -> "DatasetWriter":
-        if self.path.exists() and not self.overwrite:
-            if (self.path / MANIFEST).exists():
-                raise input_error(self.path, "already holds a dataset; pass --overwrite to replace it")
-            if self.path.is_file() or any(self.path.iterdir()):
-                raise input_error(self.path, "exists and is not an empty directory; choose another --out")
+        check_dataset_output(self.path, self.overwrite)
         self._context = atomic_directory(self.path, overwrite=True)
         self._directory = self._context.__enter__()
         self._frames_file = open(self._directory / FRAMES, "wb")
@@ -151,6 +168,18 @@ class DatasetWriter:
         return bool(self._context.__exit__(exc_type, exc, traceback))
 
 
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+
+
+def _whole(value, what: str) -> int:
+    """A whole number from a manifest (``12`` or ``12.0``, not ``"12"``, ``true`` or ``12.5``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise ValueError(f"{what} must be a whole number, found {value!r}")
+    if value < 0:
+        raise ValueError(f"{what} must not be negative, found {value!r}")
+    return int(value)
+
+
 class Dataset:
     """Random access to a prepared dataset without reading it into memory."""
 
@@ -162,12 +191,16 @@ class Dataset:
         if not manifest_path.is_file():
             raise input_error(self.path, f"is not a dancenet dataset (no {MANIFEST}); "
                                          "make one with `dancenet prepare`")
+        if manifest_path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise input_error(manifest_path, f"is {manifest_path.stat().st_size} bytes; a manifest is "
+                                             f"at most {MAX_MANIFEST_BYTES} bytes")
         raw = manifest_path.read_bytes()
         try:
             manifest = json.loads(raw)
-        except json.JSONDecodeError as error:
-            raise input_error(manifest_path, f"is not valid JSON ({error.msg})") from None
-        if manifest.get("format") != FORMAT:
+        except (ValueError, RecursionError) as error:
+            reason = getattr(error, "msg", "nested too deeply")
+            raise input_error(manifest_path, f"is not valid JSON ({reason})") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise input_error(manifest_path, "is not a dancenet dataset manifest")
         if manifest.get("version") != FORMAT_VERSION:
             raise input_error(manifest_path, f"has format version {manifest.get('version')}; "
@@ -175,15 +208,17 @@ class Dataset:
         self.manifest = manifest
         self.manifest_hash = hashlib.sha256(raw).hexdigest()
         try:
-            self.height = int(manifest["height"])
-            self.width = int(manifest["width"])
+            self.height = _whole(manifest["height"], "height")
+            self.width = _whole(manifest["width"], "width")
             self.fps = float(manifest["fps"])
+            self.num_frames = _whole(manifest["num_frames"], "num_frames")
             self.clips = [Clip(**clip) for clip in manifest["clips"]]
-            self.num_frames = int(manifest["num_frames"])
-            frames_path = self.path / manifest["frames"]["file"]
+            frames_name = manifest["frames"]["file"]
         except (KeyError, TypeError, ValueError) as error:
             raise input_error(manifest_path, f"is malformed ({type(error).__name__}: {error}); "
                                              "prepare the dataset again") from None
+        self._check_manifest(manifest_path)
+        frames_path = member(self.path, frames_name, "frames.file", source=manifest_path)
         expected = self.num_frames * self.height * packed_width(self.width)
         if not frames_path.is_file() or frames_path.stat().st_size != expected:
             raise input_error(frames_path, f"is missing or truncated (expected {expected} bytes)")
@@ -192,8 +227,40 @@ class Dataset:
         self.joint_names: list[str] | None = None
         self._joints_path = None
         if "joints" in manifest:
-            self.joint_names = list(manifest["joints"]["names"])
-            self._joints_path = self.path / manifest["joints"]["file"]
+            joints = manifest["joints"]
+            if not isinstance(joints, dict) or not isinstance(joints.get("names"), list) \
+                    or not all(isinstance(name, str) for name in joints["names"]):
+                raise input_error(manifest_path, "is malformed (joints needs a file and a list of names); "
+                                                 "prepare the dataset again")
+            self.joint_names = list(joints["names"])
+            self._joints_path = member(self.path, joints.get("file"), "joints.file", source=manifest_path)
+
+    def _check_manifest(self, manifest_path: Path) -> None:
+        """Every count in the manifest checked against the others before any memory is spent."""
+        problem = None
+        try:
+            check_frame_size(self.height, self.width, "size")
+        except DancenetError as error:
+            problem = str(error)
+        if problem is None and not (0 < self.fps < float("inf")):
+            problem = f"fps {self.fps} is not a positive number"
+        if problem is None and not self.clips:
+            problem = "lists no clips"
+        position = 0
+        for clip in self.clips:
+            if problem is not None:
+                break
+            if not (isinstance(clip.name, str) and isinstance(clip.start, int) and isinstance(clip.stop, int)
+                    and not isinstance(clip.start, bool) and not isinstance(clip.stop, bool)):
+                problem = f"clip {clip.name!r} needs a text name and whole-number start and stop"
+            elif clip.start != position or clip.stop <= clip.start:
+                problem = (f"clip {clip.name!r} covers frames [{clip.start}, {clip.stop}), expected "
+                           f"a non-empty range starting at {position}")
+            position = clip.stop if problem is None else position
+        if problem is None and position != self.num_frames:
+            problem = f"its clips cover {position} frames but num_frames is {self.num_frames}"
+        if problem is not None:
+            raise input_error(manifest_path, f"is inconsistent: {problem}; prepare the dataset again")
 
     def __len__(self) -> int:
         return self.num_frames
@@ -241,7 +308,15 @@ class Dataset:
         """(frames, joints, 3) float32 world positions for motion-capture datasets, else None."""
         if self._joints_path is None:
             return None
-        return np.load(self._joints_path, mmap_mode="r")
+        try:
+            joints = np.load(self._joints_path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise input_error(self._joints_path, f"cannot be read as joint positions ({error})") from None
+        expected = (self.num_frames, len(self.joint_names or ()), 3)
+        if not isinstance(joints, np.ndarray) or joints.shape != expected:
+            raise input_error(self._joints_path, f"holds shape {getattr(joints, 'shape', None)}, "
+                                                 f"expected {expected}")
+        return joints
 
     def split_clips(self, val_clips: Sequence[str] | int | None) -> tuple[list[Clip], list[Clip]]:
         """Split by whole clips into (train, validation).

@@ -34,12 +34,12 @@ class PrepareOptions:
     quiet: bool = False
 
     def __post_init__(self):
-        if self.height < 8 or self.width < 8:
-            raise DancenetError(f"--size {self.width}x{self.height}: width and height must be at least 8")
-        if not self.fps > 0:
-            raise DancenetError(f"--fps {self.fps}: must be a positive number")
-        if self.source_fps is not None and not self.source_fps > 0:
-            raise DancenetError(f"--source-fps {self.source_fps}: must be a positive number")
+        from ..limits import check_frame_size, check_rate
+
+        check_frame_size(self.height, self.width, "--size")
+        check_rate(self.fps, "--fps")
+        if self.source_fps is not None:
+            check_rate(self.source_fps, "--source-fps")
         if self.segment not in SEGMENT_METHODS:
             raise DancenetError(f"--segment {self.segment}: choose one of {', '.join(SEGMENT_METHODS)}")
         if self.view not in VIEWS:
@@ -71,8 +71,9 @@ def parse_size(text: str) -> tuple[int, int]:
         width, height = (int(part) for part in text.lower().split("x"))
     except ValueError:
         raise DancenetError(f"--size {text}: expected WIDTHxHEIGHT, e.g. 208x120") from None
-    if width < 8 or height < 8:
-        raise DancenetError(f"--size {text}: width and height must be at least 8")
+    from ..limits import check_frame_size
+
+    check_frame_size(height, width, "--size")
     return height, width
 
 
@@ -113,11 +114,13 @@ def prepare(sources: Sequence[str | os.PathLike], out: str | os.PathLike,
     Nothing is written at ``out`` unless every source succeeds.
     """
     from ..dataset import Dataset, DatasetWriter
+    from ..paths import check_output
     from ..progress import progress
 
     paths = [Path(source) for source in sources]
     for path in paths:  # fail before any work on a typo in the last source
         source_kind(path)
+    check_output(out, paths, "--out")
     with DatasetWriter(out, options.height, options.width, options.fps, overwrite=overwrite) as writer:
         for path in paths:
             for clip in iter_source_clips(path, options):

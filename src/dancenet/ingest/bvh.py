@@ -28,6 +28,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import input_error
+from ..limits import MAX_BVH_BYTES, MAX_BVH_JOINTS, MAX_BVH_SAMPLES, check_frame_count
 from . import ClipSource, PrepareOptions
 
 CHANNEL_NAMES = ("Xposition", "Yposition", "Zposition", "Xrotation", "Yrotation", "Zrotation")
@@ -140,6 +141,10 @@ def parse_bvh(path: str | os.PathLike) -> Motion:
     """Read a BVH file; any malformed content is a user error naming the file and line."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_BVH_BYTES:
+            raise input_error(path, f"is {size / 2**20:.0f} MB; a BVH file is at most "
+                                    f"{MAX_BVH_BYTES // 2**20} MB (split the take)")
         text = path.read_bytes().decode("utf-8", errors="replace")
     except FileNotFoundError:
         raise input_error(path, "no such file") from None
@@ -170,74 +175,82 @@ def parse_bvh(path: str | os.PathLike) -> Motion:
 
 
 def _parse_hierarchy(tokens: _Tokens) -> Skeleton:
+    """Joints in file order, parsed with an explicit stack: any depth, no recursion limit, and
+    at most :data:`~dancenet.limits.MAX_BVH_JOINTS` joints (checked as each one is met)."""
     names: list[str] = []
+    taken: set[str] = set()
     parents: list[int] = []
     offsets: list[tuple[float, float, float]] = []
     channels: list[tuple[str, ...]] = []
     end_sites: list[bool] = []
 
-    def parse_joint(parent: int, name: str):
-        index = len(names)
+    def add_joint(parent: int, name: str, end_site: bool, line: int) -> int:
+        if len(names) >= MAX_BVH_JOINTS:
+            raise tokens.error(line, f"more than {MAX_BVH_JOINTS} joints (End Sites included); "
+                                     "the limit is there to keep memory bounded")
         names.append(name)
+        taken.add(name)
         parents.append(parent)
-        end_sites.append(False)
+        end_sites.append(end_site)
         offsets.append((0.0, 0.0, 0.0))
         channels.append(())
         tokens.expect("{")
-        while True:
-            token, line = tokens.next("'}' closing joint " + repr(name))
-            keyword = token.upper()
-            if keyword == "}":
-                return
-            if keyword == "OFFSET":
-                offsets[index] = tuple(tokens.number(f"OFFSET of {name}") for _ in range(3))
-            elif keyword == "CHANNELS":
-                count_token, count_line = tokens.next("a channel count")
-                if not count_token.isdigit():
-                    raise tokens.error(count_line, f"expected a channel count, found {count_token!r}")
-                listed = []
-                for _ in range(int(count_token)):
-                    channel, channel_line = tokens.next("a channel name")
-                    if channel.lower() not in _CHANNEL_BY_LOWER:
-                        raise tokens.error(channel_line, f"unknown channel {channel!r} in joint {name!r} "
-                                                         f"(expected one of {', '.join(CHANNEL_NAMES)})")
-                    listed.append(_CHANNEL_BY_LOWER[channel.lower()])
-                channels[index] = tuple(listed)
-            elif keyword == "JOINT":
-                child_name, _ = tokens.next("a joint name")
-                parse_joint(index, child_name)
-            elif keyword == "END":
-                tokens.expect("Site")
-                parse_end_site(index)
-            else:
-                raise tokens.error(line, f"unexpected {token!r} in joint {name!r}")
+        return len(names) - 1
 
-    def parse_end_site(parent: int):
+    def end_site_name(parent: int) -> str:
         base = f"{names[parent]}_end"
         name, suffix = base, 2
-        while name in names:
+        while name in taken:
             name, suffix = f"{base}{suffix}", suffix + 1
-        names.append(name)
-        parents.append(parent)
-        end_sites.append(True)
-        channels.append(())
-        offset = (0.0, 0.0, 0.0)
-        tokens.expect("{")
-        while True:
+        return name
+
+    stack: list[int] = []  # the joints whose '{' is open, innermost last
+    while stack or tokens.peek() is not None:
+        if not stack:
+            token, line = tokens.next("ROOT")
+            if token.upper() != "ROOT":
+                raise tokens.error(line, f"expected ROOT, found {token!r}")
+            root_name, _ = tokens.next("a root joint name")
+            stack.append(add_joint(-1, root_name, False, line))
+            continue
+        index = stack[-1]
+        name = names[index]
+        if end_sites[index]:
             token, line = tokens.next("'}' closing an End Site")
             if token == "}":
-                break
-            if token.upper() != "OFFSET":
+                stack.pop()
+            elif token.upper() == "OFFSET":
+                offsets[index] = tuple(tokens.number("End Site OFFSET") for _ in range(3))
+            else:
                 raise tokens.error(line, f"unexpected {token!r} in an End Site")
-            offset = tuple(tokens.number("End Site OFFSET") for _ in range(3))
-        offsets.append(offset)
-
-    while tokens.peek() is not None:
-        token, line = tokens.next("ROOT")
-        if token.upper() != "ROOT":
-            raise tokens.error(line, f"expected ROOT, found {token!r}")
-        root_name, _ = tokens.next("a root joint name")
-        parse_joint(-1, root_name)
+            continue
+        token, line = tokens.next("'}' closing joint " + repr(name))
+        keyword = token.upper()
+        if keyword == "}":
+            stack.pop()
+        elif keyword == "OFFSET":
+            offsets[index] = tuple(tokens.number(f"OFFSET of {name}") for _ in range(3))
+        elif keyword == "CHANNELS":
+            count_token, count_line = tokens.next("a channel count")
+            if not count_token.isdigit() or int(count_token) > len(CHANNEL_NAMES):
+                raise tokens.error(count_line, f"expected a channel count from 0 to {len(CHANNEL_NAMES)}, "
+                                               f"found {count_token[:20]!r}")
+            listed = []
+            for _ in range(int(count_token)):
+                channel, channel_line = tokens.next("a channel name")
+                if channel.lower() not in _CHANNEL_BY_LOWER:
+                    raise tokens.error(channel_line, f"unknown channel {channel[:40]!r} in joint {name!r} "
+                                                     f"(expected one of {', '.join(CHANNEL_NAMES)})")
+                listed.append(_CHANNEL_BY_LOWER[channel.lower()])
+            channels[index] = tuple(listed)
+        elif keyword == "JOINT":
+            child_name, _ = tokens.next("a joint name")
+            stack.append(add_joint(index, child_name, False, line))
+        elif keyword == "END":
+            tokens.expect("Site")
+            stack.append(add_joint(index, end_site_name(index), True, line))
+        else:
+            raise tokens.error(line, f"unexpected {token[:40]!r} in joint {name!r}")
     if not names:
         raise tokens.error(tokens.end_line, "the hierarchy has no ROOT joint")
     return Skeleton(tuple(names), np.array(parents, dtype=np.int64), np.array(offsets, dtype=np.float64),
@@ -397,8 +410,17 @@ def iter_clips(path: str | os.PathLike, options: PrepareOptions) -> Iterator[Cli
         if motion.skeleton.joint_count < 2:
             raise input_error(file, "the skeleton has a single joint and no End Site: no bone to draw")
         source_fps = float(options.source_fps) if options.source_fps is not None else motion.fps
+        joint_count = motion.skeleton.joint_count
+        if motion.frame_count * joint_count > MAX_BVH_SAMPLES:
+            raise input_error(file, f"{motion.frame_count} frames x {joint_count} joints is more than "
+                                    f"{MAX_BVH_SAMPLES} joint positions; split the take")
+        skipped = CALIBRATION_FRAMES if motion.frame_count >= MIN_FRAMES_TO_SKIP_CALIBRATION else 0
+        frames = (motion.frame_count - skipped - 1) / source_fps * options.fps + 1
+        rates = f"{file} at {source_fps:g} fps (--source-fps) resampled to --fps {options.fps:g}"
+        check_frame_count(frames, rates)
+        check_frame_count(frames * joint_count, rates + f" x {joint_count} joints",
+                          limit=MAX_BVH_SAMPLES)
         positions = forward_kinematics(motion)
-        skipped = CALIBRATION_FRAMES if len(positions) >= MIN_FRAMES_TO_SKIP_CALIBRATION else 0
         joints = resample(positions[skipped:], source_fps, options.fps).astype(np.float32)
         skeleton = motion.skeleton
         masks = render_silhouettes(joints, skeleton.parents, skeleton.names, options.height, options.width,

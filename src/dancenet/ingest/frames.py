@@ -38,11 +38,15 @@ def image_files(folder: Path) -> list[Path]:
 
 def image_size(path: Path) -> tuple[int, int]:
     """(width, height) from the file header, without decoding the pixels."""
+    from ..limits import check_pixels
+
     try:
         with Image.open(path) as image:
-            return image.size
-    except (UnidentifiedImageError, OSError) as error:
+            size = image.size
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
         raise input_error(path, f"cannot be read as an image ({error})") from None
+    check_pixels(size[0], size[1], str(path))  # before any pixel is decoded
+    return size
 
 
 def load_frame(path: Path, height: int, width: int) -> np.ndarray:
@@ -55,7 +59,7 @@ def load_frame(path: Path, height: int, width: int) -> np.ndarray:
             if image.size != (width, height):
                 image = image.resize((width, height), resample=Image.Resampling.BOX)
             return np.asarray(image)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise input_error(path, f"cannot be read as an image ({error})") from None
 
 

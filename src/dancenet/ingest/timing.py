@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import DancenetError
+from ..limits import MAX_CLIP_FRAMES
+
 # Timestamps from containers are rounded; an output time this close after a frame counts as on it.
 TOLERANCE_SECONDS = 1e-4
 
@@ -22,7 +25,12 @@ def resample_indices(times: np.ndarray, end_time: float, fps: float) -> np.ndarr
     if times.size == 0:
         return np.zeros(0, dtype=np.int64)
     duration = max(float(end_time) - times[0], 0.0)
-    count = max(1, int(np.ceil(duration * fps - TOLERANCE_SECONDS * fps)))
+    count = np.ceil(duration * fps - TOLERANCE_SECONDS * fps)
+    if not count <= MAX_CLIP_FRAMES:  # before allocating: a bogus timestamp or --source-fps 1e-9
+        raise DancenetError(f"--fps {fps:g}: {duration:.4g} s of source would make {count:.4g} frames; "
+                            f"the limit is {MAX_CLIP_FRAMES} frames a clip (lower --fps or check "
+                            "--source-fps)")
+    count = max(1, int(count))
     output_times = times[0] + np.arange(count) / fps
     indices = np.searchsorted(times, output_times + TOLERANCE_SECONDS, side="right") - 1
     return np.clip(indices, 0, times.size - 1).astype(np.int64)

@@ -57,6 +57,13 @@ def open_video(path: Path):
         container.close()
         raise input_error(path, "has no video stream")
     stream = container.streams.video[0]
+    from ..limits import check_pixels
+
+    try:  # a header claiming a huge frame, refused before a frame is decoded
+        check_pixels(stream.codec_context.width or 0, stream.codec_context.height or 0, str(path))
+    except DancenetError:
+        container.close()
+        raise
     # Frame threading lets FFmpeg decode on every core; safe because frames come out in order.
     stream.thread_type = "AUTO"
     return container, stream

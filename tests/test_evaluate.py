@@ -125,7 +125,7 @@ def test_bad_inputs(reference, tmp_path, capsys):
     busy.mkdir()
     (busy / "thesis.txt").write_text("keep me")
     assert main(["evaluate-video", str(video), "--reference", str(reference.path), "-o", str(busy)]) == 2
-    assert "holds no report" in capsys.readouterr().err
+    assert "dancenet did not write (thesis.txt)" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path), "--seconds", "0"] + arguments) == 2
     assert "--seconds" in capsys.readouterr().err
     assert not out.exists() and [p.name for p in busy.iterdir()] == ["thesis.txt"]

@@ -51,8 +51,9 @@ def bundled_directory() -> Path:
 
 def check_options(seconds: float, temperature: float, sigma_temperature: float) -> None:
     """User errors for impossible generation options."""
-    if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0):
-        raise DancenetError(f"--seconds {seconds}: must be a positive number")
+    from .limits import check_seconds
+
+    check_seconds(seconds, "--seconds")  # streamed, so memory is flat; the cap bounds the time
     if not (math.isfinite(temperature) and temperature > 0):
         raise DancenetError(f"--temperature {temperature}: must be > 0")
     if not (math.isfinite(sigma_temperature) and sigma_temperature > 0):

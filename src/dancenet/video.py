@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import re
 import threading
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from .errors import input_error
 
 FORMATS = {".mp4": "mp4", ".gif": "gif", "": "png"}
 INTERPOLATIONS = ("nearest", "bilinear")
+PNG_FRAME = re.compile(r"frame_\d{6,}\.png")  # the names VideoWriter gives PNG frames
 # x264 settings for two-tone silhouettes (measured on 600 real salsa frames at 832x480, one
 # thread): "ultrafast" with CABAC back on took 0.71 ms a frame and 141 KB per 20 s, against
 # 1.37 ms and 149 KB for "superfast"; crf 20 decodes within 1 grey level of the input here.
@@ -49,8 +51,10 @@ def check_writable(path: str | os.PathLike) -> None:
         raise input_error(path, "is a directory; give a file name such as dance.mp4")
     if kind == "png" and path.exists() and not path.is_dir():
         raise input_error(path, "exists and is not a folder")
-    if kind == "png" and path.is_dir() and any(entry.suffix.lower() != ".png" for entry in path.iterdir()):
-        raise input_error(path, "is a folder holding files other than PNG frames; choose another")
+    if kind == "png" and path.is_dir():  # replaced only when it holds dancenet's frames alone
+        from .paths import check_replaceable
+
+        check_replaceable(path, lambda folder: True, PNG_FRAME.fullmatch, "PNG frames", flag="-o")
     ancestor = path.absolute().parent
     while not ancestor.exists():
         ancestor = ancestor.parent

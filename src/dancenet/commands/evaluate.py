@@ -28,6 +28,8 @@ aspect ratio) and resampled to its frame rate; both are reported on stderr.
 
 
 def register(commands, train_commands, common) -> None:
+    from ..paths import name_type
+
     parser = commands.add_parser("evaluate", parents=[common], help="measure how well a run dances",
                                  description="Generate dance with a run and measure it against real dance.",
                                  epilog=EVALUATE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -39,7 +41,7 @@ def register(commands, train_commands, common) -> None:
                         help="mixture-weight temperature (default: the model's recommended value, else 1)")
     parser.add_argument("--sigma-temperature", type=float, default=None,
                         help="spread temperature (default: the model's recommended value, else 1)")
-    parser.add_argument("--motion", default="motion", metavar="NAME",
+    parser.add_argument("--motion", default="motion", metavar="NAME", type=name_type("--motion"),
                         help="motion model inside RUN (default motion -> RUN/motion.*)")
     parser.add_argument("--loop-threshold", type=float, default=None,
                         help="mean soft IoU at which a 1 s window counts as a repeat (default: calibrated)")
@@ -107,16 +109,20 @@ def run_evaluate(args) -> int:
     from ..errors import DancenetError, input_error
     from ..evaluate import suite
     from ..evaluate.report import check_report_directory
+    from ..limits import MAX_EVALUATE_SECONDS, check_seconds
+    from ..paths import check_output, run_files
     from ..progress import progress
 
-    if not args.seconds > 0:
-        raise DancenetError(f"--seconds {args.seconds}: must be a positive number")
     if args.samples < 1:
         raise DancenetError(f"--samples {args.samples}: must be at least 1")
+    # every generated frame is held for the metrics: the cap is on all samples together
+    check_seconds(args.seconds * args.samples, f"--seconds {args.seconds} x --samples {args.samples}:"
+                  " total", limit=MAX_EVALUATE_SECONDS)
     for name, value in (("--temperature", args.temperature), ("--sigma-temperature", args.sigma_temperature)):
         if value is not None and not 0 < value < float("inf"):
             raise DancenetError(f"{name} {value}: must be positive")
     loop_threshold = _loop_threshold(args)
+    check_output(args.out, [*run_files(args.run, ("vae", args.motion)), args.reference], "-o")
     check_report_directory(args.out)
     if not Path(args.run).is_dir():
         raise input_error(args.run, "no such run directory")
@@ -158,10 +164,13 @@ def run_evaluate_video(args) -> int:
     from ..errors import DancenetError
     from ..evaluate import suite
     from ..evaluate.report import check_report_directory
+    from ..paths import check_output
 
     loop_threshold = _loop_threshold(args)
+    check_output(args.out, [*args.videos, args.reference], "-o")
     check_report_directory(args.out)
     dataset = Dataset(args.reference)
+    check_video_lengths(args.videos)
     reference = suite.make_reference(dataset, None)
     videos = {}
     clock = time.perf_counter()
@@ -180,3 +189,24 @@ def run_evaluate_video(args) -> int:
     evaluation.metrics["source"] = {"kind": "video", "videos": [str(path) for path in args.videos]}
     evaluation.metrics["timings_seconds"]["read_videos"] = round(read_seconds, 3)
     return _finish(evaluation, args, "dancenet evaluation of " + ", ".join(Path(p).name for p in args.videos))
+
+
+def check_video_lengths(videos) -> None:
+    """Refuse videos longer than the evaluation limit in all, from their headers, before decoding
+    (every frame measured is held in memory). A header without a duration is not refused here."""
+    import av
+
+    from ..errors import DancenetError
+    from ..limits import MAX_EVALUATE_SECONDS
+
+    total = 0.0
+    for path in videos:
+        try:
+            with av.open(str(path)) as container:
+                if container.duration is not None and container.duration > 0:
+                    total += container.duration / av.time_base
+        except (av.error.FFmpegError, OSError, ValueError):
+            continue  # read_video names the problem with the file
+    if total > MAX_EVALUATE_SECONDS:
+        raise DancenetError(f"{videos[0]}: {total:.0f} s of video in all; evaluate-video measures at most "
+                            f"{MAX_EVALUATE_SECONDS:g} s ({MAX_EVALUATE_SECONDS / 3600:g} hour)")

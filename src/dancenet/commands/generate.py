@@ -21,6 +21,8 @@ The same seed and options give the same file, byte for byte.
 
 
 def register(commands, train_commands, common) -> None:
+    from ..paths import name_type
+
     parser = commands.add_parser(
         "generate", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=EPILOG, help="generate a dance video",
@@ -42,7 +44,7 @@ def register(commands, train_commands, common) -> None:
     parser.add_argument("--scale", type=int, default=4, help="upscale factor for viewing (default 4)")
     parser.add_argument("--interpolation", default="nearest", choices=("nearest", "bilinear"),
                         help="upscaling filter (default nearest: crisp silhouettes)")
-    parser.add_argument("--motion", default="motion", metavar="NAME",
+    parser.add_argument("--motion", default="motion", metavar="NAME", type=name_type("--motion"),
                         help="motion model inside RUN (default motion -> RUN/motion.*)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.set_defaults(handler=run_generate)
@@ -53,15 +55,21 @@ def run_generate(args) -> int:
 
     from ..errors import DancenetError
     from ..generate import check_options, load
+    from ..limits import check_video_size
+    from ..paths import check_output, run_files
     from ..video import check_writable
 
     check_options(args.seconds, 1.0 if args.temperature is None else args.temperature,
                   1.0 if args.sigma_temperature is None else args.sigma_temperature)
     if args.scale < 1:
         raise DancenetError(f"--scale {args.scale}: must be a whole number >= 1")
+    if not 0 <= args.seed < 2**63:
+        raise DancenetError(f"--seed {args.seed}: must be a whole number from 0 to 2**63 - 1")
+    check_output(args.output, run_files(args.run, ("vae", args.motion)), "-o")
     check_writable(args.output)
     started = time.perf_counter()
     dancer = load(args.run, device=args.device, motion_name=args.motion)
+    check_video_size(dancer.width * args.scale, dancer.height * args.scale, "--scale")
     path = dancer.write(args.output, seconds=args.seconds, seed=args.seed,
                         temperature=args.temperature, sigma_temperature=args.sigma_temperature,
                         prime=args.prime, scale=args.scale, interpolation=args.interpolation,

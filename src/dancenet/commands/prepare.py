@@ -106,6 +106,10 @@ def run_info(args) -> int:
     return 0
 
 
+MAX_PER_CLIP = 1000
+MAX_SHEET_PIXELS = 200_000_000
+
+
 def run_preview(args) -> int:
     import numpy as np
 
@@ -113,9 +117,17 @@ def run_preview(args) -> int:
     from ..errors import DancenetError
     from ..sheet import save_contact_sheet
 
-    if args.per_clip < 1:
-        raise DancenetError(f"--per-clip {args.per_clip}: must be at least 1")
+    from ..paths import check_output
+
+    if not 1 <= args.per_clip <= MAX_PER_CLIP:
+        raise DancenetError(f"--per-clip {args.per_clip}: must be from 1 to {MAX_PER_CLIP}")
+    check_output(args.output, [args.dataset], "-o")
     dataset = Dataset(args.dataset)
+    columns = min(args.per_clip, max(clip.length for clip in dataset.clips))
+    pixels = len(dataset.clips) * (dataset.height + 1) * columns * (dataset.width + 1)
+    if pixels > MAX_SHEET_PIXELS:
+        raise DancenetError(f"--per-clip {args.per_clip}: a sheet of {len(dataset.clips)} clips would have "
+                            f"{pixels} pixels; the limit is {MAX_SHEET_PIXELS} (lower --per-clip)")
     indices, labels = [], []
     for clip in dataset.clips:
         count = min(args.per_clip, clip.length)

@@ -128,6 +128,9 @@ def train_handler(args) -> int:
     from ..vae.model import preset_config
     from ..vae.train import TrainOptions, train_vae
 
+    from ..paths import check_output
+
+    check_output(args.out, [args.dataset, args.config], "--out")  # harden: never overwrite an input
     recipe = _read_recipe(args.config) if args.config else {}
     model_values = dict(recipe.get("vae") or {})
     training_values = dict(recipe.get("training") or {})
@@ -179,8 +182,10 @@ def encode_handler(args) -> int:
 
 
 def reconstruct_handler(args) -> int:
+    from ..paths import check_output, run_files
     from ..vae.encode import reconstruct
 
+    check_output(args.output, [args.source, *run_files(args.run, ("vae",))], "-o")  # harden: never overwrite an input
     summary = reconstruct(args.run, args.source, args.output, device=args.device or "cpu",
                           fps=args.fps, max_frames=args.max_frames, quiet=args.quiet)
     if not args.quiet:

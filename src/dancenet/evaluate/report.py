@@ -263,15 +263,24 @@ def _json_ready(value):
     return value
 
 
+REPORT_FILES = frozenset({"metrics.json", "index.html"})
+
+
+def is_report_folder(path: Path) -> bool:
+    """Whether ``path/metrics.json`` carries the evaluation format marker."""
+    try:
+        metrics = json.loads((Path(path) / "metrics.json").read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(metrics, dict) and metrics.get("format") == "dancenet-evaluation"
+
+
 def check_report_directory(out: str | os.PathLike) -> Path:
-    """Fail early unless ``out`` is absent, empty, or an earlier report (which is then replaced)."""
-    out = Path(out)
-    if out.exists():
-        if not out.is_dir():
-            raise input_error(out, "is a file; -o needs a directory for the report")
-        if any(out.iterdir()) and not (out / "metrics.json").is_file():
-            raise input_error(out, "is a non-empty directory that holds no report; choose another -o")
-    return out
+    """Fail early unless ``out`` is absent, empty, or an earlier report and nothing else (which is
+    then replaced): a folder holding any other file or a subfolder is never replaced."""
+    from ..paths import check_replaceable
+
+    return check_replaceable(out, is_report_folder, REPORT_FILES.__contains__, "a report", flag="-o")
 
 
 def write_report(evaluation: Evaluation, out: str | os.PathLike, title: str = "dancenet evaluation") -> Path:

@@ -64,8 +64,10 @@ def tree(path):
             result[name] = f"link->{os.readlink(item)}"
         elif item.is_dir():
             result[name] = "dir"
-        else:
+        elif item.is_file():
             result[name] = hashlib.sha256(item.read_bytes()).hexdigest()
+        else:  # a named pipe: reading it would block
+            result[name] = "special"
     return result
 
 
@@ -155,6 +157,7 @@ CASES = [
      lambda r: write(r / "deep.bvh", chain_bvh(5000))),
     ("bvh-wide-5000", "prepare wide.bvh --out o", "more than 2000 joints",
      lambda r: write(r / "wide.bvh", chain_bvh(5000, nested=False))),
+    ("bvh-named-pipe", "prepare pipe.bvh --out o", "not a regular file", lambda r: os.mkfifo(r / "pipe.bvh")),
     ("bvh-frames-header-huge", "prepare f.bvh --out o", "1000000000000",
      lambda r: write(r / "f.bvh", bvh_text(70).replace("Frames: 70", "Frames: 1000000000000"))),
     ("bvh-nan-values", "prepare n.bvh --out o", "not a finite number",

@@ -124,9 +124,12 @@ def check_name(value: str, flag: str) -> str:
     """A ``--name``-like option: letters, digits, ``_ . + -``, not starting with ``.``, at most 100
     characters, so it can never name a path (no ``/``, no ``..``)."""
     if not isinstance(value, str) or not _NAME.fullmatch(value):
-        raise DancenetError(f"{flag} {value!r}: must be a plain name (letters, digits, _ . + -; "
-                            "not starting with '.'), not a path")
+        raise DancenetError(f"{flag} {_NAME_PROBLEM.format(value=value)}")
     return value
+
+
+_NAME_PROBLEM = ("{value!r}: must be a plain name (letters, digits, _ . + -; not starting with '.'; "
+                 "at most 100 characters), not a path")
 
 
 def name_type(flag: str) -> Callable[[str], str]:
@@ -134,10 +137,9 @@ def name_type(flag: str) -> Callable[[str], str]:
     import argparse
 
     def parse(text: str) -> str:
-        try:
-            return check_name(text, flag)
-        except DancenetError as error:
-            raise argparse.ArgumentTypeError(str(error).split(": ", 1)[1]) from None
+        if not _NAME.fullmatch(text):
+            raise argparse.ArgumentTypeError(_NAME_PROBLEM.format(value=text))
+        return text
 
     parse.__name__ = "name"
     return parse

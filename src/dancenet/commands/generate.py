@@ -69,7 +69,7 @@ def run_generate(args) -> int:
     check_writable(args.output)
     started = time.perf_counter()
     dancer = load(args.run, device=args.device, motion_name=args.motion)
-    check_video_size(dancer.width * args.scale, dancer.height * args.scale, "--scale")
+    check_video_size(dancer.width * args.scale, dancer.height * args.scale, f"--scale {args.scale}")
     path = dancer.write(args.output, seconds=args.seconds, seed=args.seed,
                         temperature=args.temperature, sigma_temperature=args.sigma_temperature,
                         prime=args.prime, scale=args.scale, interpolation=args.interpolation,

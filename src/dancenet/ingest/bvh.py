@@ -394,6 +394,8 @@ def bvh_files(path: Path) -> list[Path]:
         if not files:
             raise input_error(path, "holds no .bvh files")
         return files
+    if not path.is_file():  # a pipe or a device would block or never end
+        raise input_error(path, "is not a regular file")
     return [path]
 
 

@@ -343,3 +343,56 @@ def test_kill_during_prepare_then_the_next_run_succeeds_and_leaves_nothing(tmp_p
         assert _partials(tmp_path) == [], "the next run left the killed run's temporaries"
         assert sorted(p.name for p in out.iterdir()) == ["frames.bin", "joints.npy", "manifest.json"]
     assert killed_with_leftover, "no kill landed while the dataset was being written"
+
+
+def _mutate(data, chance):
+    """``data`` cut short, or with a few bytes replaced, inserted (hostile tokens) or deleted."""
+    data = bytearray(data)
+    kind = chance.randrange(4)
+    if kind == 0:
+        return bytes(data[:chance.randrange(len(data))])
+    for _ in range(chance.randrange(1, 8)):
+        if not data:
+            break
+        index = chance.randrange(len(data))
+        if kind == 1:
+            data[index] = chance.randrange(256)
+        elif kind == 2:
+            data[index:index] = chance.choice([b"9999999999", b"-1", b"nan", b"{", b"}", b"\x00", b"1e308",
+                                               b"JOINT x {", b"\n", b'"..", '])
+        else:
+            del data[index:index + chance.randrange(1, 50)]
+    return bytes(data)
+
+
+def test_randomly_damaged_inputs_never_crash(world, tmp_path, capsys):
+    """Seeded random damage to a BVH file, a manifest, a video and an image: every outcome is a
+    success or one line with exit 2, never a traceback, and the damaged input is left as it was
+    (the seed is fixed, so a failure reproduces)."""
+    chance = random.Random(20261129)
+    image = tmp_path / "one.png"
+    Image.fromarray(np.pad(np.full((20, 20), 255, np.uint8), 14)).save(image)
+    originals = {"bvh": (world / "bvh/a.bvh").read_bytes(), "manifest": (world / "data/manifest.json").read_bytes(),
+                 "mp4": (world / "in.mp4").read_bytes(), "png": image.read_bytes()}
+    for trial in range(120):
+        kind = ("bvh", "manifest", "mp4", "png")[trial % 4]
+        work = tmp_path / f"t{trial}"
+        work.mkdir()
+        damaged = _mutate(originals[kind], chance)
+        if kind == "manifest":
+            shutil.copytree(world / "data", work / "d")
+            source = work / "d/manifest.json"
+            source.write_bytes(damaged)
+            argv = [["info", work / "d"], ["preview", work / "d", "-o", work / "s.png"]][trial % 8 // 4]
+        else:
+            name = {"bvh": "x.bvh", "mp4": "x.mp4", "png": "imgs/0.png"}[kind]
+            source = work / name
+            source.parent.mkdir(exist_ok=True)
+            source.write_bytes(damaged)
+            argv = ["prepare", work / (name if kind != "png" else "imgs"), "--out", work / "o"]
+        code = main([str(part) for part in argv] + ["--quiet"])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert code == 0 or (code == 2 and len(lines) == 1 and lines[0].startswith("dancenet: error: ")), \
+            (trial, kind, code, lines)
+        assert source.read_bytes() == damaged
+        assert code == 0 or not (work / "o").exists()

@@ -47,8 +47,8 @@ def check_output(output: PathLike, inputs: Iterable[PathLike | None], flag: str 
             continue
         real_source = _real(source)
         if target == real_source:
-            raise input_error(output, f"{flag} is also an input ({os.fspath(source)}); "
-                                      "choose another output")
+            also = "" if os.fspath(source) == os.fspath(output) else f" ({os.fspath(source)})"
+            raise input_error(output, f"{flag} is also an input{also}; choose another output")
         if _within(target, real_source) and real_source.is_dir():
             raise input_error(output, f"{flag} lies inside the input folder {os.fspath(source)}; "
                                       "choose an output outside it")

@@ -24,8 +24,8 @@ MAX_FPS = 1000.0
 MAX_SOURCE_PIXELS = 8192 * 8192
 # BVH: joints (End Sites included), bytes of the file, and frames x joints of its motion.
 MAX_BVH_JOINTS = 2000
-MAX_BVH_BYTES = 128 * 1024 * 1024
-MAX_BVH_SAMPLES = 20_000_000
+MAX_BVH_BYTES = 64 * 1024 * 1024
+MAX_BVH_SAMPLES = 10_000_000
 # generate: length of one video (streamed: memory stays flat, but time does not) and the size of
 # the upscaled frame (--scale) that each chunk of frames is held at.
 MAX_GENERATE_SECONDS = 10 * 3600.0

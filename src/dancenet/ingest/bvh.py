@@ -284,41 +284,39 @@ def _parse_motion(path, lines: list[str], index: int, channel_count: int) -> tup
     if not (math.isfinite(frame_time) and frame_time > 0):
         raise input_error(path, f"line {index}: Frame Time must be a positive number, found {time_text!r}")
 
-    rows: list[list[str]] = []
-    row_lines: list[int] = []
-    for number in range(index, len(lines)):
+    # Values are converted line by line into one preallocated array: memory stays at 8 bytes a
+    # value, however many lines (a list of token strings took ~60 bytes a value).
+    row_lines = [number for number in range(index, len(lines)) if _strip_comment(lines[number])]
+    if len(row_lines) < frame_count:
+        raise input_error(path, f"line {len(lines)}: truncated MOTION block: the header says {frame_count} "
+                                f"frames, the file holds {len(row_lines)}")
+    if len(row_lines) > frame_count:
+        raise input_error(path, f"line {row_lines[frame_count] + 1}: more frame lines than the header's "
+                                f"Frames: {frame_count}")
+    values = np.empty((frame_count, channel_count), dtype=np.float64)
+    for row, number in enumerate(row_lines):
         line = lines[number]
-        if "#" in line or "//" in line:
-            line = _strip_comment(line)
-        tokens = line.split()
-        if not tokens:
-            continue
+        tokens = (_strip_comment(line) if "#" in line or "//" in line else line).split()
         if len(tokens) != channel_count:
             raise input_error(path, f"line {number + 1}: {len(tokens)} values for {channel_count} channels")
-        rows.append(tokens)
-        row_lines.append(number + 1)
-    if len(rows) < frame_count:
-        raise input_error(path, f"line {len(lines)}: truncated MOTION block: the header says {frame_count} "
-                                f"frames, the file holds {len(rows)}")
-    if len(rows) > frame_count:
-        raise input_error(path, f"line {row_lines[frame_count]}: more frame lines than the header's "
-                                f"Frames: {frame_count}")
-    if channel_count == 0:
-        return frame_time, np.zeros((frame_count, 0))
-    try:
-        values = np.array(rows, dtype=np.float64)
-    except ValueError:
-        values = None
-    if values is None or not np.isfinite(values).all():
-        for tokens, number in zip(rows, row_lines):  # slow path only to name the bad line
-            for token in tokens:
-                try:
-                    value = float(token)
-                except ValueError:
-                    value = float("nan")
-                if not math.isfinite(value):
-                    raise input_error(path, f"line {number}: not a finite number: {token[:40]!r}")
+        try:
+            values[row] = np.array(tokens, dtype=np.float64)
+        except ValueError:
+            values[row] = [_number_or_nan(token) for token in tokens]
+    finite = np.isfinite(values)
+    if not finite.all():
+        row, column = np.argwhere(~finite)[0]
+        number = row_lines[row]
+        token = (_strip_comment(lines[number])).split()[column]
+        raise input_error(path, f"line {number + 1}: not a finite number: {token[:40]!r}")
     return frame_time, values
+
+
+def _number_or_nan(token: str) -> float:
+    try:
+        return float(token)
+    except ValueError:
+        return float("nan")
 
 
 def _rotation_matrices(axis: int, degrees: np.ndarray) -> np.ndarray:
@@ -335,12 +333,22 @@ def _rotation_matrices(axis: int, degrees: np.ndarray) -> np.ndarray:
     return matrices
 
 
-def forward_kinematics(motion: Motion) -> np.ndarray:
+def forward_kinematics(motion: Motion, chunk_frames: int = 2048) -> np.ndarray:
     """World positions of every joint (End Sites included) in every frame.
 
-    Returns (frames, joints, 3) float64, in the file's units and axes.
+    Returns (frames, joints, 3) float64, in the file's units and axes. Frames are done
+    ``chunk_frames`` at a time, so the (frames, joints, 3, 3) rotations never exist whole.
     """
-    skeleton, values = motion.skeleton, motion.values
+    values = motion.values
+    positions = np.empty((len(values), motion.skeleton.joint_count, 3))
+    for first in range(0, len(values), chunk_frames):
+        positions[first:first + chunk_frames] = _forward_kinematics(motion.skeleton,
+                                                                    values[first:first + chunk_frames])
+    return positions
+
+
+def _forward_kinematics(skeleton: Skeleton, values: np.ndarray) -> np.ndarray:
+    """(frames, channels) values -> (frames, joints, 3) world positions."""
     frame_count, joint_count = len(values), skeleton.joint_count
     positions = np.zeros((frame_count, joint_count, 3))
     rotations = np.zeros((frame_count, joint_count, 3, 3))

@@ -76,5 +76,5 @@ def check_seconds(seconds: float, flag: str = "--seconds", limit: float = MAX_GE
     """A requested length: a finite positive number of seconds, at most ``limit``."""
     if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and 0 < seconds <= limit):
         raise DancenetError(f"{flag} {seconds}: must be a positive number of seconds, at most "
-                            f"{limit:g} ({limit / 3600:g} hours)")
+                            f"{limit:g} ({limit / 3600:g} h)")
     return float(seconds)

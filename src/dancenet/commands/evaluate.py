@@ -116,8 +116,10 @@ def run_evaluate(args) -> int:
     if args.samples < 1:
         raise DancenetError(f"--samples {args.samples}: must be at least 1")
     # every generated frame is held for the metrics: the cap is on all samples together
-    check_seconds(args.seconds * args.samples, f"--seconds {args.seconds} x --samples {args.samples}:"
-                  " total", limit=MAX_EVALUATE_SECONDS)
+    check_seconds(args.seconds, "--seconds", limit=MAX_EVALUATE_SECONDS)
+    if args.seconds * args.samples > MAX_EVALUATE_SECONDS:
+        raise DancenetError(f"--samples {args.samples}: {args.samples} x {args.seconds:g} s is more than the "
+                            f"{MAX_EVALUATE_SECONDS:g} s of video evaluate measures at most")
     for name, value in (("--temperature", args.temperature), ("--sigma-temperature", args.sigma_temperature)):
         if value is not None and not 0 < value < float("inf"):
             raise DancenetError(f"{name} {value}: must be positive")

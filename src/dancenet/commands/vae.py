@@ -125,10 +125,9 @@ def _read_recipe(path: str) -> dict:
 def train_handler(args) -> int:
     from ..dataset import Dataset
     from ..errors import input_error
+    from ..paths import check_output
     from ..vae.model import preset_config
     from ..vae.train import TrainOptions, train_vae
-
-    from ..paths import check_output
 
     check_output(args.out, [args.dataset, args.config], "--out")  # harden: never overwrite an input
     recipe = _read_recipe(args.config) if args.config else {}

@@ -9,7 +9,8 @@ Three methods, each calibrated once per clip from frames sampled across it:
 - ``background``: static camera; the background is the per-pixel median of the sampled frames, and
   every frame is compared with it after matching its global brightness (lights flicker).
 
-``auto`` looks at the samples and picks one (:func:`choose_method`). Masks are segmented at a working
+A fourth, ``person`` (:mod:`dancenet.ingest.person`), is a learned person segmenter from an optional
+extra. ``auto`` looks at the samples and picks one (:func:`choose_method`, :func:`choose_auto`). Masks are segmented at a working
 resolution of about twice the target (:func:`working_size`), fitted into the target frame keeping
 the aspect ratio (:func:`fit_mask`), then cleaned of specks and small holes (:func:`clean_mask`).
 """
@@ -229,8 +230,31 @@ def choose_method(samples: Sequence[np.ndarray]) -> tuple[str, str]:
     return "background", "the border is neither black nor a uniform screen colour"
 
 
+def choose_auto(samples: Sequence[np.ndarray]) -> tuple[str, str]:
+    """:func:`choose_method`, then, for footage that is neither black nor a screen (an ordinary
+    room, a stage, outdoors), the person segmenter when it is installed and finds a person in at
+    least half the samples; returns (method, reason)."""
+    from . import person
+
+    method, reason = choose_method(samples)
+    if method != "background":
+        return method, reason
+    if not person.available():
+        return method, (f"{reason}; the person segmenter suits such footage better: "
+                        f"{person.INSTALL_HINT}")
+    share = person.detection_share(samples)
+    if share >= person.SAMPLE_DETECTIONS:
+        return "person", f"{reason}, and MediaPipe finds a person in {share:.0%} of the sample frames"
+    return method, f"{reason}, and MediaPipe finds a person in only {share:.0%} of the sample frames"
+
+
 def make_segmenter(method: str, samples: Sequence[np.ndarray]) -> Segmenter:
-    """A segmenter for ``method`` (one of :data:`METHODS`) calibrated on ``samples`` (H, W, 3) uint8."""
+    """A segmenter for ``method`` (one of :data:`METHODS` or ``"person"``) calibrated on
+    ``samples`` (H, W, 3) uint8."""
+    if method == "person":
+        from .person import PersonSegmenter
+
+        return PersonSegmenter()
     if method == "threshold":
         return ThresholdSegmenter()
     if method == "chroma":

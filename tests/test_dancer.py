@@ -125,3 +125,22 @@ def test_second_person_warns(tmp_path):
     assert any("another person" in warning for warning in extra["warnings"])
     _, extra = finish_clip(store_of([figure(80)] * 10), tmp_path / "one.mp4", "person", "full", 60, 80, 30.0)
     assert extra["warnings"] == []
+
+
+def test_without_the_extra_person_says_how_to_install(tmp_path, capsys, monkeypatch):
+    """A machine without MediaPipe: --segment person is a one-line error with the install
+    command; auto falls back to background subtraction and says what would do better."""
+    from dancenet.cli import main
+    from dancenet.ingest import PrepareOptions, prepare, person
+    from tests.synthetic_footage import dancer_in_room, write_video
+
+    monkeypatch.setattr(person, "available", lambda: False)
+    video, _, _ = dancer_in_room(24, 120, 160)
+    path = write_video(tmp_path / "room.mp4", video)
+    code = main(["prepare", str(path), "--out", str(tmp_path / "data"), "--segment", "person"])
+    error = capsys.readouterr().err
+    assert code == 2 and "pip install 'dancenet[person]'" in error and "Traceback" not in error
+    assert len(error.strip().splitlines()) == 1 and not (tmp_path / "data").exists()
+    dataset = prepare([path], tmp_path / "auto", PrepareOptions(height=60, width=80, quiet=True))
+    assert dataset.clips[0].segmentation == "background"
+    assert "pip install 'dancenet[person]'" in dataset.clips[0].extra["segment_reason"]

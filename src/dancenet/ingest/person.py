@@ -61,11 +61,13 @@ class PersonSegmenter:
     def probability(self, frame: np.ndarray) -> np.ndarray | None:
         """frame: (H, W, 3) uint8 RGB -> (H, W) float32 person probability, or None: nobody found."""
         frame = np.ascontiguousarray(frame)
-        # TensorFlow Lite announces its CPU delegate on the first frame; protobuf warns on each.
-        with warnings.catch_warnings(), (silenced_stderr() if not self.started else contextlib.nullcontext()):
+        # TensorFlow Lite announces each model's CPU delegate when it first runs (the landmark
+        # model only once a person is found); protobuf warns on every call.
+        with warnings.catch_warnings(), (contextlib.nullcontext() if self.started else silenced_stderr()):
             warnings.simplefilter("ignore")
-            self.started = True
-            return self.pose.process(frame).segmentation_mask
+            mask = self.pose.process(frame).segmentation_mask
+        self.started = self.started or mask is not None
+        return mask
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         """frame: (H, W, 3) uint8 RGB -> (H, W) bool."""

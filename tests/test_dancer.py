@@ -67,6 +67,20 @@ def test_fragments_close_to_her_are_joined():
     kept, other, dropped, joined = select_dancer(body | hand, None)
     assert joined and not other and blobs(kept) == 1
     assert kept[hand].all() and kept[body].all()
+    assert (kept & ~(body | hand)).sum() <= 3 * 4  # a thin bridge across the gap, no more
+
+
+def test_joining_keeps_the_gap_between_arm_and_body_open():
+    """A raised arm whose hand the segmenter cut off: joining the hand must not fill the space
+    between the arm and the head (a closing would)."""
+    body = figure(80)
+    body[20:35, 95:99] = True  # an upper arm, apart from the head
+    body[35:40, 86:99] = True  # joined to the body at the shoulder
+    hand = np.zeros_like(body)
+    hand[12:18, 95:99] = True  # cut off two pixels above the arm
+    kept, _, _, joined = select_dancer(body | hand, None)
+    assert joined and blobs(kept) == 1
+    assert not kept[22:34, 88:93].any()  # between head and arm: still open
 
 
 def test_far_small_object_dropped_and_not_a_person():

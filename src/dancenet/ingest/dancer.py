@@ -17,9 +17,11 @@ import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
+from PIL import Image, ImageDraw
 from scipy import ndimage
 
 JOIN_FRACTION = 0.03  # fragments within this share of the frame height of her body are hers
+BRIDGE_FRACTION = 0.01  # the stroke joining a fragment to her body: this share of the frame height
 PERSON_FRACTION = 0.3  # a blob at least this share of her size is taken for another person
 MISSING_FRACTION = 0.4  # a frame with less than this share of her usual area has lost her
 REFERENCE_SECONDS = 0.5  # her usual area: the median over this many seconds either side
@@ -72,6 +74,12 @@ def centroid(mask: np.ndarray) -> np.ndarray:
     return np.array([rows.mean(), columns.mean()])
 
 
+def grown(mask: np.ndarray, reach: int) -> np.ndarray:
+    """``mask`` grown by ``reach`` pixels (a disc), by one distance transform: a dilation by as
+    many iterations costs ``reach`` passes over the frame."""
+    return ndimage.distance_transform_edt(~mask) <= reach
+
+
 def select_dancer(mask: np.ndarray, previous: np.ndarray | None) -> tuple[np.ndarray, bool, bool, bool]:
     """Keep her blob of a (H, W) bool mask; returns (mask, another person seen, anything dropped,
     fragments joined).
@@ -87,13 +95,13 @@ def select_dancer(mask: np.ndarray, previous: np.ndarray | None) -> tuple[np.nda
     labels, count = ndimage.label(mask)
     if count == 1:
         return mask, False, False, False
-    groups, group_count = ndimage.label(ndimage.binary_dilation(mask, iterations=reach))
+    groups, group_count = ndimage.label(grown(mask, reach))
     group_of_pixel = np.where(mask, groups, 0)
     sizes = np.bincount(group_of_pixel.ravel(), minlength=group_count + 1)
     sizes[0] = 0
     candidates = np.flatnonzero(sizes)
     if previous is not None and previous.any():
-        near = ndimage.binary_dilation(previous, iterations=reach)
+        near = grown(previous, reach)
         overlap = np.bincount(group_of_pixel[near], minlength=group_count + 1)
         overlap[0] = 0
         if overlap.max() > 0:
@@ -109,14 +117,32 @@ def select_dancer(mask: np.ndarray, previous: np.ndarray | None) -> tuple[np.nda
     other_person = bool(any(sizes[g] >= PERSON_FRACTION * sizes[chosen] for g in candidates if g != chosen))
     dropped = len(candidates) > 1
     pieces = len(np.unique(labels[kept]))
-    if pieces > 1:  # bridge the gaps between her fragments so she is one silhouette
-        kept = kept | ndimage.binary_closing(kept, iterations=reach)
-        relabelled, count = ndimage.label(kept)
-        if count > 1:  # a fragment the closing could not reach: keep the body only
-            sizes_kept = np.bincount(relabelled.ravel())
-            sizes_kept[0] = 0
-            kept = relabelled == int(np.argmax(sizes_kept))
+    if pieces > 1:
+        kept = bridge(kept, labels, max(3, round(BRIDGE_FRACTION * height)))
     return kept, other_person, dropped, pieces > 1
+
+
+def bridge(kept: np.ndarray, labels: np.ndarray, thickness: int) -> np.ndarray:
+    """Join every fragment of ``kept`` (pieces labelled in ``labels``) to the largest piece with a
+    straight stroke ``thickness`` pixels wide across the shortest gap, so her silhouette is one
+    blob without closing the gaps between her limbs and body (a morphological closing would)."""
+    pieces = np.unique(labels[kept])
+    sizes = np.bincount(labels[kept], minlength=int(pieces.max()) + 1)
+    body_label = int(np.argmax(sizes))
+    body = labels == body_label
+    distance, (nearest_rows, nearest_columns) = ndimage.distance_transform_edt(
+        ~body, return_distances=True, return_indices=True)
+    image = Image.fromarray(kept.astype(np.uint8) * 255)
+    draw = ImageDraw.Draw(image)
+    for piece in pieces:
+        if piece == body_label:
+            continue
+        rows, columns = np.nonzero(labels == piece)
+        closest = int(np.argmin(distance[rows, columns]))
+        row, column = rows[closest], columns[closest]
+        draw.line([(int(column), int(row)), (int(nearest_columns[row, column]), int(nearest_rows[row, column]))],
+                  fill=255, width=thickness)
+    return np.asarray(image) > 0
 
 
 def select_clip(store: MaskStore) -> Selection:

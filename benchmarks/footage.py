@@ -86,18 +86,34 @@ def measures(masks: np.ndarray) -> dict:
             "persistent": float((masks & persistent).sum() / on) if on else 0.0}
 
 
-def rate_at_640(frames, segmentation: bool, count: int = 60) -> float:
-    """MediaPipe frames/s on frames scaled to 640x480 (pose with or without its mask)."""
+def rate_at_640(frames, segmentation: bool, count: int = 60) -> tuple[float, float]:
+    """MediaPipe on frames scaled to 640x480 (pose with or without its mask): (frames/s of wall
+    time, CPU milliseconds a frame over all threads; the latter barely depends on how busy the
+    machine is, the former does)."""
     from mediapipe.python.solutions import pose
 
     scaled = [np.asarray(Image.fromarray(frame).resize((640, 480))) for frame in frames[:count]]
     with pose.Pose(model_complexity=1, enable_segmentation=segmentation,
                    smooth_segmentation=segmentation) as model:
         model.process(scaled[0])  # start-up (model loading) is not throughput
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         for frame in scaled[1:]:
             model.process(frame)
-    return (len(scaled) - 1) / (time.perf_counter() - started)
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    return (len(scaled) - 1) / wall, 1000 * cpu / (len(scaled) - 1)
+
+
+def blurred_leaps(frames, share: float, period: int = 30, length: int = 3):
+    """A copy of ``frames`` in which ``length`` frames every ``period`` are smeared sideways over
+    ``share`` of the frame width, as a fast leap blurs in a dim room (a stress test: the clips
+    measured here have no such frames)."""
+    out = []
+    for index, frame in enumerate(frames):
+        if index % period >= period - length:
+            size = max(3, int(share * frame.shape[1]))
+            frame = ndimage.uniform_filter1d(frame, size=size, axis=1)
+        out.append(frame)
+    return out
 
 
 def contact_sheet(path: Path, frames, rows: dict[str, np.ndarray], count: int = 8) -> None:
@@ -133,6 +149,8 @@ def main() -> None:
     parser.add_argument("videos", nargs="*", type=Path, help="videos of one dancer (default: synthetic)")
     parser.add_argument("--sheets", type=Path, default=None, help="folder for contact sheets (PNG)")
     parser.add_argument("--seconds", type=float, default=20.0, help="seconds of each video measured")
+    parser.add_argument("--blur", type=float, default=0.0, metavar="SHARE",
+                        help="also measure with 3 frames a second smeared over SHARE of the width")
     args = parser.parse_args()
     from dancenet.ingest import person
 
@@ -164,9 +182,21 @@ def main() -> None:
                 if method == "person":
                     print(f"|  |  |  | {extra['framing']}; filled {extra['filled_frames']}, "
                           f"joined {extra['joined_frames']} |  |  |  |  |  |")
-            with_mask, pose_only = rate_at_640(dancer_frames, True), rate_at_640(dancer_frames, False)
-            print(f"| {path.name} | 640x480 | 59 | MediaPipe pose + mask / pose alone |  |  |  | "
-                  f"{with_mask:.1f} / {pose_only:.1f} |  |", flush=True)
+            if args.blur:
+                blurred = blurred_leaps(dancer_frames, args.blur)
+                for method, framing in (("person raw", "full"), ("person", "dancer")):
+                    masks, rate, extra = run(method, framing, blurred, samples_dancer, path)
+                    found = measures(masks)
+                    print(f"| {path.name} | blurred leaps | {len(blurred)} | {method} | "
+                          f"{found['second_blob']:.1%} | {found['missing']:.1%} | {found['persistent']:.1%} | "
+                          f"{rate:.1f} | {extra['post_ms']:.1f} |", flush=True)
+                    if method == "person":
+                        rows["person, blurred leaps"] = masks
+            (mask_rate, mask_cpu), (pose_rate, pose_cpu) = (rate_at_640(dancer_frames, True),
+                                                            rate_at_640(dancer_frames, False))
+            print(f"| {path.name} | 640x480 | 59 | MediaPipe pose + mask / pose alone (CPU ms a frame: "
+                  f"{mask_cpu:.0f} / {pose_cpu:.0f}; load {os.getloadavg()[0]:.1f}) |  |  |  | "
+                  f"{mask_rate:.1f} / {pose_rate:.1f} |  |", flush=True)
             if args.sheets:
                 args.sheets.mkdir(parents=True, exist_ok=True)
                 contact_sheet(args.sheets / f"{path.stem}.png", dancer_frames, rows)

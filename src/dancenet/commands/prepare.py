@@ -7,8 +7,9 @@ import json
 
 PREPARE_EPILOG = """\
 sources:
-  a video file        mp4, avi, mov, mkv, webm, gif (anything PyAV decodes), one dancer,
-                      static camera; several people or a moving camera are out of scope
+  a video file        mp4, avi, mov, mkv, webm, gif (anything PyAV decodes): one dancer, a
+                      static camera (a moving camera is out of scope); with --segment person
+                      other people in view are dropped, the most central dancer kept
   a folder of images  e.g. the DanceNet 2018 layout imgs/1.jpg, imgs/2.jpg, ... (numeric order)
   BVH motion capture  a .bvh file or a folder of them, rendered as body-like silhouettes
 
@@ -32,6 +33,7 @@ framing (--framing):
 
 examples:
   dancenet prepare dance.mp4 --out data/me
+  dancenet prepare dance.mp4 --out data/me --segment person --framing full
   dancenet prepare imgs/ --out data/dancenet2018 --segment threshold --source-fps 30
   dancenet prepare ../shared/data/cmu61-salsa-bvh --out data/salsa --source-fps 60
 """

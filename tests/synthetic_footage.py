@@ -78,6 +78,42 @@ def dancer_in_room(frames: int, height: int, width: int, seed: int = 0, travel: 
     return video, masks, chair
 
 
+def place(dancer: np.ndarray, height: int, width: int, top: int, offsets) -> np.ndarray:
+    """(frames, height, width) bool: the (frames, h, w) ``dancer`` at ``top`` and per-frame
+    horizontal ``offsets`` (may reach past the edges)."""
+    masks = np.zeros((len(dancer), height, width), bool)
+    stage_height, stage_width = dancer.shape[1:]
+    for index, offset in enumerate(offsets):
+        left, right = max(0, offset), min(width, offset + stage_width)
+        if right <= left:
+            continue
+        masks[index, max(0, top):top + stage_height, left:right] = \
+            dancer[index, max(0, -top):max(0, -top) + min(stage_height, height - max(0, top)),
+                   left - offset:right - offset]
+    return masks
+
+
+def two_in_room(frames: int, height: int, width: int, seed: int = 0, other_scale: float = 1.3):
+    """The dressed dancer near the centre and a second person, ``other_scale`` times her size
+    (nearer the camera, so MediaPipe would rather pick them), walking at the left edge:
+    (frames, H, W, 3) uint8 video, her masks and the other person's, (frames, H, W) bool each."""
+    generator = np.random.default_rng(seed)
+    backdrop, _ = room(height, width, generator)
+    stage_height = int(height * 0.5 / 0.8)
+    stage_width = int(stage_height * 1.1)
+    dancer = render_synthetic_dancer(frames + 20, stage_height, stage_width)
+    top = int(0.8 * height) - int(0.9 * stage_height)
+    centre = width // 2 - stage_width // 2
+    hers = place(dancer[:frames], height, width, top, np.linspace(centre, centre + 0.04 * width, frames).astype(int))
+    other_height = int(stage_height * other_scale)
+    other_dancer = render_synthetic_dancer(frames + 20, other_height, int(other_height * 1.1))[20:]
+    walking = np.linspace(-0.06 * width, 0.09 * width, frames).astype(int)
+    other = place(other_dancer, height, width, int(0.85 * height) - int(0.9 * other_height), walking)
+    video = np.stack([dress(dress(backdrop, a).astype(np.float32), b) if b.any() else dress(backdrop, a)
+                      for a, b in zip(hers, other)])
+    return video, hers, other
+
+
 def empty_room(frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
     """(frames, H, W, 3) uint8: the room alone, with sensor noise and a lamp that flickers."""
     generator = np.random.default_rng(seed)

@@ -64,3 +64,20 @@ def test_cli_says_what_it_chose(room_video, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "--segment auto chose person" in out and "framing dancer: standing height" in out
+
+
+def test_two_people_warn_and_keep_the_central_one(tmp_path):
+    from tests.synthetic_footage import two_in_room
+
+    video, hers, other = two_in_room(FRAMES, SOURCE_HEIGHT, 2 * SOURCE_WIDTH)
+    path = write_video(tmp_path / "two.mp4", video)
+    dataset = prepare([path], tmp_path / "data", PrepareOptions(
+        height=HEIGHT, width=2 * WIDTH, segment="person", framing="full", quiet=True))
+    warnings = dataset.clips[0].extra["warnings"]
+    assert any("other people in view" in warning for warning in warnings), warnings
+    frames = dataset.frames(0, len(dataset)).astype(bool)
+    truth = np.stack([fit_mask(mask, HEIGHT, 2 * WIDTH) for mask in hers])
+    not_hers = np.stack([fit_mask(mask, HEIGHT, 2 * WIDTH) for mask in other])
+    iou = (frames & truth).sum(axis=(1, 2)) / (frames | truth).sum(axis=(1, 2))
+    assert iou.min() >= 0.8, f"IoU min {iou.min():.3f}"
+    assert not (frames & not_hers).any()

@@ -16,6 +16,7 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import input_error
 from . import IMAGE_SUFFIXES, ClipSource, PrepareOptions
 from .clip import finish_clip, segment_frames
+from .crowd import person_segmenter
 from .segment import choose_auto, make_segmenter, working_size
 from .timing import resample_indices
 
@@ -87,7 +88,11 @@ def iter_clips(path: str | Path, options: PrepareOptions) -> Iterator[ClipSource
     method, reason = options.segment, "chosen with --segment"
     if method == "auto":
         method, reason = choose_auto(samples)
-    segmenter = make_segmenter(method, samples)
+    warnings: list[str] = []
+    if method == "person":
+        segmenter, warnings = person_segmenter(samples, path)
+    else:
+        segmenter = make_segmenter(method, samples)
     source_fps = options.source_fps or options.fps
     times = np.arange(len(files)) / source_fps
     indices = resample_indices(times, len(files) / source_fps, options.fps)
@@ -102,7 +107,7 @@ def iter_clips(path: str | Path, options: PrepareOptions) -> Iterator[ClipSource
                                options.fps)
     yield ClipSource(
         name=path.name, source=str(path), segmentation=method, source_fps=source_fps,
-        masks=masks, total=len(indices), extra={"segment_reason": reason, **extra},
+        masks=masks, total=len(indices), extra={"segment_reason": reason, **extra, "warnings": warnings + extra["warnings"]},
     )
 
 

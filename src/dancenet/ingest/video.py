@@ -22,6 +22,7 @@ import numpy as np
 from ..errors import DancenetError, input_error
 from . import ClipSource, PrepareOptions
 from .clip import finish_clip, segment_frames
+from .crowd import person_segmenter
 from .segment import choose_auto, make_segmenter, working_size
 from .timing import resample_indices
 
@@ -173,7 +174,11 @@ def iter_clips(path: str | Path, options: PrepareOptions) -> Iterator[ClipSource
     method, reason = options.segment, "chosen with --segment"
     if method == "auto":
         method, reason = choose_auto(info.samples)
-    segmenter = make_segmenter(method, info.samples)
+    warnings: list[str] = []
+    if method == "person":
+        segmenter, warnings = person_segmenter(info.samples, path)
+    else:
+        segmenter = make_segmenter(method, info.samples)
     indices = resample_indices(info.times, info.end_time, options.fps)
     work_height, work_width = info.samples[0].shape[:2]
     frames = resampled_frames(path, indices, work_height, work_width)
@@ -187,7 +192,7 @@ def iter_clips(path: str | Path, options: PrepareOptions) -> Iterator[ClipSource
                                options.width, options.fps)
     yield ClipSource(
         name=path.stem, source=str(path), segmentation=method, source_fps=info.source_fps,
-        masks=masks, total=len(indices), extra={"segment_reason": reason, **extra},
+        masks=masks, total=len(indices), extra={"segment_reason": reason, **extra, "warnings": warnings + extra["warnings"]},
     )
 
 

@@ -1,9 +1,10 @@
 """Person segmentation on footage of one dancer: split silhouettes, lost frames, frames/s.
 
-For each video, three ways to the dataset's 208x120 masks, side by side:
+For each video, four ways to the dataset's 208x120 masks, side by side:
 
 - ``background``: background subtraction, whole frame (what ``--segment auto`` chose before);
-- ``person raw``: MediaPipe's mask alone, whole frame, no clean-up over the clip;
+- ``selfie raw``: MediaPipe's selfie segmentation model alone (the wheel's other person model);
+- ``person raw``: MediaPipe Pose's mask alone, whole frame, no clean-up over the clip;
 - ``person``: what ``prepare --segment person`` writes (one dancer kept, short losses filled,
   ``--framing dancer``).
 
@@ -54,25 +55,52 @@ def run(method: str, framing: str, frames, samples, path: Path, fps: float = 30.
     from dancenet.ingest.clip import finish_clip, segment_frames
     from dancenet.ingest.segment import BackgroundSegmenter, clean_mask, fit_mask
 
+    warnings = []
     if method == "background":
         segmenter = BackgroundSegmenter.fit(samples)
-    else:
+    elif method == "selfie raw":
+        segmenter = SelfieSegmenter()
+    elif method == "person raw":
         from dancenet.ingest.person import PersonSegmenter
         segmenter = PersonSegmenter()
-    started = time.perf_counter()
+    else:  # as prepare does it: other people in view painted out
+        from dancenet.ingest.crowd import person_segmenter
+        segmenter, warnings = person_segmenter(samples, path)
+    started, cpu_started = time.perf_counter(), time.process_time()
     store = segment_frames(frames, segmenter, total=len(frames), desc="", quiet=True)
     # A source slower than 30 fps shows frames twice; each is segmented once.
     distinct = sum(1 for i in range(len(store)) if i == 0 or store.items[i] is not store.items[i - 1])
     rate = distinct / (time.perf_counter() - started)
-    started = time.perf_counter()
-    if method == "person raw":
+    cpu_ms = 1000 * (time.process_time() - cpu_started) / distinct
+    started, cpu_started = time.perf_counter(), time.process_time()
+    if method.endswith("raw"):
         masks = np.stack([clean_mask(fit_mask(store[i], HEIGHT, WIDTH)) for i in range(len(store))])
         extra = {}
     else:
         iterator, extra = finish_clip(store, path, method, framing, HEIGHT, WIDTH, fps)
         masks = np.stack(list(iterator))
-    extra["post_ms"] = 1000 * (time.perf_counter() - started) / len(store)
+    extra["post_ms"] = 1000 * (time.process_time() - cpu_started) / len(store)
+    extra["cpu_ms"] = cpu_ms
+    extra["warnings"] = warnings + extra.get("warnings", [])
+    if hasattr(segmenter, "close"):
+        segmenter.close()
     return masks, rate, extra
+
+
+class SelfieSegmenter:
+    """MediaPipe's other bundled person model, selfie segmentation (landscape), for comparison:
+    it segments every person in view, but is trained on people near the camera."""
+
+    def __init__(self):
+        from mediapipe.python.solutions import selfie_segmentation
+
+        self.model = selfie_segmentation.SelfieSegmentation(model_selection=1)
+
+    def __call__(self, frame):
+        return self.model.process(np.ascontiguousarray(frame)).segmentation_mask > 0.5
+
+    def close(self):
+        self.model.close()
 
 
 def measures(masks: np.ndarray) -> dict:
@@ -162,7 +190,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         videos = args.videos or [synthetic_video(Path(scratch))]
         print("| video | working size | frames | method | second blob | missing | persistent pixels "
-              "| segmentation frames/s | clean-up + framing ms/frame |")
+              "| segmentation frames/s (CPU ms a frame) | clean-up + framing CPU ms a frame |")
         print("|---|---|---:|---|---:|---:|---:|---:|---:|")
         for path in videos:
             full_frames, samples_full = clip_frames(path, args.seconds, "full")
@@ -170,6 +198,7 @@ def main() -> None:
             rows = {}
             for method, framing, frames, samples in (
                     ("background", "full", full_frames, samples_full),
+                    ("selfie raw", "full", dancer_frames, samples_dancer),
                     ("person raw", "full", dancer_frames, samples_dancer),
                     ("person", "dancer", dancer_frames, samples_dancer)):
                 masks, rate, extra = run(method, framing, frames, samples, path)
@@ -177,11 +206,12 @@ def main() -> None:
                 found = measures(masks)
                 size = f"{frames[0].shape[1]}x{frames[0].shape[0]}"
                 print(f"| {path.name} | {size} | {len(frames)} | {method} | {found['second_blob']:.1%} | "
-                      f"{found['missing']:.1%} | {found['persistent']:.1%} | {rate:.1f} | "
-                      f"{extra['post_ms']:.1f} |", flush=True)
+                      f"{found['missing']:.1%} | {found['persistent']:.1%} | {rate:.1f} "
+                      f"({extra['cpu_ms']:.0f}) | {extra['post_ms']:.1f} |", flush=True)
                 if method == "person":
                     print(f"|  |  |  | {extra['framing']}; filled {extra['filled_frames']}, "
-                          f"joined {extra['joined_frames']} |  |  |  |  |  |")
+                          f"joined {extra['joined_frames']}; {' '.join(extra['warnings']) or 'no warning'} "
+                          f"|  |  |  |  |  |")
             if args.blur:
                 blurred = blurred_leaps(dancer_frames, args.blur)
                 for method, framing in (("person raw", "full"), ("person", "dancer")):
@@ -189,7 +219,7 @@ def main() -> None:
                     found = measures(masks)
                     print(f"| {path.name} | blurred leaps | {len(blurred)} | {method} | "
                           f"{found['second_blob']:.1%} | {found['missing']:.1%} | {found['persistent']:.1%} | "
-                          f"{rate:.1f} | {extra['post_ms']:.1f} |", flush=True)
+                          f"{rate:.1f} ({extra['cpu_ms']:.0f}) | {extra['post_ms']:.1f} |", flush=True)
                     if method == "person":
                         rows["person, blurred leaps"] = masks
             (mask_rate, mask_cpu), (pose_rate, pose_cpu) = (rate_at_640(dancer_frames, True),

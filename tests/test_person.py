@@ -37,17 +37,6 @@ def test_person_finds_her_and_never_the_chair(room_video, tmp_path):
     assert not (frames & chair_uncovered).any()  # the chair, wherever she is not in front of it
 
 
-def test_auto_chooses_person_and_frames_her(room_video, tmp_path):
-    path, masks, _ = room_video
-    dataset = prepare([path], tmp_path / "data", PrepareOptions(height=HEIGHT, width=WIDTH, quiet=True))
-    clip = dataset.clips[0]
-    assert clip.segmentation == "person" and "MediaPipe finds a person" in clip.extra["segment_reason"]
-    assert clip.extra["framing"].startswith("framing dancer")
-    frames = dataset.frames(0, len(dataset)).astype(bool)
-    heights = np.array([np.flatnonzero(frame.any(axis=1)).size for frame in frames])
-    assert 0.7 * HEIGHT <= np.median(heights) <= 0.9 * HEIGHT  # she fills ~80% of the height
-
-
 def test_empty_room_is_no_dancer(tmp_path):
     path = write_video(tmp_path / "empty room.mp4", empty_room(24, SOURCE_HEIGHT, SOURCE_WIDTH))
     for segment in ("person", "auto"):
@@ -58,12 +47,20 @@ def test_empty_room_is_no_dancer(tmp_path):
         assert not out.exists()
 
 
-def test_cli_says_what_it_chose(room_video, tmp_path, capsys):
+def test_auto_chooses_person_frames_her_and_says_so(room_video, tmp_path, capsys):
+    from dancenet.dataset import Dataset
+
     path, _, _ = room_video
     code = main(["prepare", str(path), "--out", str(tmp_path / "data"), "--size", f"{WIDTH}x{HEIGHT}"])
     out = capsys.readouterr().out
     assert code == 0
     assert "--segment auto chose person" in out and "framing dancer: standing height" in out
+    dataset = Dataset(tmp_path / "data")
+    clip = dataset.clips[0]
+    assert clip.segmentation == "person" and "MediaPipe finds a person" in clip.extra["segment_reason"]
+    frames = dataset.frames(0, len(dataset)).astype(bool)
+    heights = np.array([np.flatnonzero(frame.any(axis=1)).size for frame in frames])
+    assert 0.7 * HEIGHT <= np.median(heights) <= 0.9 * HEIGHT  # she fills ~80% of the height
 
 
 def test_two_people_warn_and_keep_the_central_one(tmp_path):

@@ -82,7 +82,8 @@ def iter_clips(path: str | Path, options: PrepareOptions) -> Iterator[ClipSource
                                     f"{size[0]}x{size[1]}; all frames of a folder must have one size")
     framing = options.framing or "full"  # a folder of frames is often already framed (2018 layout)
     work_height, work_width = working_size(size[1], size[0], options.height, options.width,
-                                           oversample=4.0 if framing == "dancer" else 2.0)
+                                           oversample=4.0 if framing == "dancer" else 2.0,
+                                           longest=640 if framing == "dancer" else None)
     picks = np.unique(np.linspace(0, len(files) - 1, num=min(SAMPLE_COUNT, len(files))).round())
     samples = [load_frame(files[int(index)], work_height, work_width) for index in picks]
     method, reason = options.segment, "chosen with --segment"

@@ -265,15 +265,18 @@ def make_segmenter(method: str, samples: Sequence[np.ndarray]) -> Segmenter:
 
 
 def working_size(source_height: int, source_width: int, height: int, width: int,
-                 oversample: float = 2.0) -> tuple[int, int]:
+                 oversample: float = 2.0, longest: int | None = None) -> tuple[int, int]:
     """(height, width) at which to segment a source frame: the source shrunk by a whole factor that
-    keeps at least ``oversample`` times the size the frame will have in the target.
+    keeps at least ``oversample`` times the size the frame will have in the target, and, given
+    ``longest``, brings its longer side to at most that (when a whole factor can).
 
     A whole factor makes nearest-pixel shrinking a regular subsample: every working pixel is a real
     source pixel, and the outline lands where it would at full resolution.
     """
     ratio = 1.0 / min(height / source_height, width / source_width)  # source pixels per target pixel
     factor = max(1, int(ratio // oversample))
+    if longest:
+        factor = max(factor, -(-max(source_height, source_width) // longest))
     return max(1, source_height // factor), max(1, source_width // factor)
 
 

@@ -56,18 +56,16 @@ class PersonSegmenter:
                                   smooth_landmarks=True, enable_segmentation=True,
                                   smooth_segmentation=video, min_detection_confidence=0.5,
                                   min_tracking_confidence=0.5)
-        self.started = False
 
     def probability(self, frame: np.ndarray) -> np.ndarray | None:
         """frame: (H, W, 3) uint8 RGB -> (H, W) float32 person probability, or None: nobody found."""
         frame = np.ascontiguousarray(frame)
-        # TensorFlow Lite announces each model's CPU delegate when it first runs (the landmark
-        # model only once a person is found); protobuf warns on every call.
-        with warnings.catch_warnings(), (contextlib.nullcontext() if self.started else silenced_stderr()):
+        # TensorFlow Lite and MediaPipe announce each model's set-up when it first runs (the
+        # landmark model only once a person is found, again after she is lost), from C++ threads
+        # that Python's logging cannot reach; protobuf warns on every call. Errors still raise.
+        with warnings.catch_warnings(), silenced_stderr():
             warnings.simplefilter("ignore")
-            mask = self.pose.process(frame).segmentation_mask
-        self.started = self.started or mask is not None
-        return mask
+            return self.pose.process(frame).segmentation_mask
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         """frame: (H, W, 3) uint8 RGB -> (H, W) bool."""

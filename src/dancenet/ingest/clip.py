@@ -46,6 +46,7 @@ def finish_clip(store: MaskStore, path: Path, method: str, framing: str, height:
         selection = select_clip(store)
         extra["filled_frames"] = fill_gaps(store, fps)
         extra["joined_frames"] = selection.split
+        extra["dropped_frames"] = selection.dropped  # frames where another blob was dropped
         if selection.others >= OTHERS_WARNING * len(store):
             extra["warnings"].append(
                 f"{path}: another person-sized figure in {selection.others} of {len(store)} frames; "

@@ -14,7 +14,7 @@ A clip's masks are first segmented in full (:class:`MaskStore` keeps them compre
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -66,7 +66,6 @@ class Selection:
     others: int = 0  # frames with another person-sized blob besides her
     dropped: int = 0  # frames where anything (another person, an object, a speck) was dropped
     split: int = 0  # frames where fragments had to be joined to her body
-    per_frame_others: list[bool] = field(default_factory=list)
 
 
 def centroid(mask: np.ndarray) -> np.ndarray:
@@ -170,7 +169,6 @@ def select_clip(store: MaskStore) -> Selection:
     previous = None
     for index in range(len(store)):
         if index and store.items[index] is store.items[index - 1]:
-            selection.per_frame_others.append(selection.per_frame_others[-1])
             continue  # a repeated source frame: already done
         mask = store[index]
         kept, other, dropped, split = select_dancer(mask, previous)
@@ -179,7 +177,6 @@ def select_clip(store: MaskStore) -> Selection:
         selection.others += other
         selection.dropped += dropped
         selection.split += split
-        selection.per_frame_others.append(other)
         previous = kept if kept.any() else None
     return selection
 

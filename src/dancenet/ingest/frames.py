@@ -108,7 +108,8 @@ def iter_clips(path: str | Path, options: PrepareOptions) -> Iterator[ClipSource
                                options.fps)
     yield ClipSource(
         name=path.name, source=str(path), segmentation=method, source_fps=source_fps,
-        masks=masks, total=len(indices), extra={"segment_reason": reason, **extra, "warnings": warnings + extra["warnings"]},
+        masks=masks, total=len(indices),
+        extra={"segment_reason": reason, **extra, "warnings": warnings + extra["warnings"]},
     )
 
 

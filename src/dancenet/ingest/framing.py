@@ -33,16 +33,6 @@ class Framing:
     description: str
 
 
-def bounding_box(mask: np.ndarray) -> np.ndarray | None:
-    """(top, left, bottom, right) of the True pixels of a (H, W) mask (bottom, right exclusive);
-    None when the mask is empty."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    columns = np.flatnonzero(mask.any(axis=0))
-    return np.array([rows[0], columns[0], rows[-1] + 1, columns[-1] + 1], dtype=np.float64)
-
-
 def full_window(source_height: int, source_width: int, height: int, width: int) -> np.ndarray:
     """The window that shows the whole frame at the target aspect ratio: (top, left, h, w)."""
     window_height = max(source_height, source_width * height / width)

@@ -201,7 +201,8 @@ def iter_clips(path: str | Path, options: PrepareOptions) -> Iterator[ClipSource
                                options.width, options.fps)
     yield ClipSource(
         name=path.stem, source=str(path), segmentation=method, source_fps=info.source_fps,
-        masks=masks, total=len(indices), extra={"segment_reason": reason, **extra, "warnings": warnings + extra["warnings"]},
+        masks=masks, total=len(indices),
+        extra={"segment_reason": reason, **extra, "warnings": warnings + extra["warnings"]},
     )
 
 

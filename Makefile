@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# Pin torch first: an unpinned torch pulls a multi-GB CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[test]'
+	# The person extra (MediaPipe) too, so the tests cover --segment person.
+	$(BIN)/pip install -q -e '.[test,person]'
 	touch $@
 
 setup: $(STAMP)

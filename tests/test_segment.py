@@ -98,3 +98,10 @@ def test_resample_indices():
     assert np.array_equal(resample_indices(ten, 0.4, 30), np.repeat(np.arange(4), 3))
     variable = np.array([0.0, 0.01, 0.1, 0.25])  # VFR: each output time shows the latest frame
     assert np.array_equal(resample_indices(variable, 0.35, 10), [0, 2, 2, 3])
+
+
+def test_working_size_caps_the_longer_side_when_asked():
+    assert working_size(720, 1280, 120, 208, oversample=4.0) == (720, 1280)
+    assert working_size(720, 1280, 120, 208, oversample=4.0, longest=640) == (360, 640)
+    assert working_size(1080, 1920, 120, 208, oversample=4.0, longest=640) == (360, 640)
+    assert working_size(576, 576, 120, 208, oversample=4.0, longest=640) == (576, 576)

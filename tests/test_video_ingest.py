@@ -95,7 +95,8 @@ def expected_masks(masks):
                                             ("black", "threshold")])
 def test_segmentation_recovers_the_rendered_dancer(scenes, tmp_path, scene, segment):
     dataset = prepare([scenes[scene]], tmp_path / "data",
-                      PrepareOptions(height=HEIGHT, width=WIDTH, segment=segment, quiet=True))
+                      PrepareOptions(height=HEIGHT, width=WIDTH, segment=segment, quiet=True,
+                                     framing="full"))
     assert len(dataset) == FRAMES and dataset.clips[0].segmentation == segment
     assert dataset.clips[0].name == scene and dataset.clips[0].source_fps == 30
     frames = dataset.frames(0, len(dataset)).astype(bool)
@@ -119,7 +120,8 @@ def test_resampling_by_timestamps_halves_sixty_fps(tmp_path):
         frames[index, 8:56, 4 * index:4 * index + 8] = 255  # a bar stepping right
     video = write_video(tmp_path / "steps.mp4", frames, fps=60)
     dataset = prepare([video], tmp_path / "data",
-                      PrepareOptions(height=32, width=48, fps=30, segment="threshold", quiet=True))
+                      PrepareOptions(height=32, width=48, fps=30, segment="threshold", quiet=True,
+                                     framing="full"))
     assert len(dataset) == 10 and dataset.clips[0].source_fps == 60
     truth = expected_masks_for(frames[::2, ..., 0] > 127, 32, 48)
     assert intersection_over_union(dataset.frames(0, 10).astype(bool), truth).min() > 0.9
@@ -138,7 +140,8 @@ def test_gif_upsampled_to_the_target_rate(tmp_path):
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
     dataset = prepare([path], tmp_path / "data",
-                      PrepareOptions(height=24, width=32, fps=30, segment="threshold", quiet=True))
+                      PrepareOptions(height=24, width=32, fps=30, segment="threshold", quiet=True,
+                                     framing="full"))
     assert len(dataset) == 15
     shown = dataset.frames(0, 15).astype(bool)
     truth = expected_masks_for(frames[..., 0] > 127, 24, 32)

@@ -7,28 +7,40 @@ import json
 
 PREPARE_EPILOG = """\
 sources:
-  a video file        mp4, avi, mov, mkv, webm, gif (anything PyAV decodes), one dancer,
-                      static camera; several people or a moving camera are out of scope
+  a video file        mp4, avi, mov, mkv, webm, gif (anything PyAV decodes): one dancer, a
+                      static camera (a moving camera is out of scope); with --segment person
+                      other people in view are dropped, the most central dancer kept
   a folder of images  e.g. the DanceNet 2018 layout imgs/1.jpg, imgs/2.jpg, ... (numeric order)
   BVH motion capture  a .bvh file or a folder of them, rendered as body-like silhouettes
 
 segmentation (--segment), for videos and images:
+  person      a learned person segmenter (MediaPipe, an optional extra: pip install
+              'dancenet[person]'): one dancer in an ordinary room, on a stage, outdoors;
+              other people and objects are dropped, short losses mended from neighbours
   threshold   grayscale > 20 is the dancer (footage that already is a white-on-black silhouette)
   chroma      key out a uniform backdrop colour estimated from the frame borders (blue/green screen)
   background  static camera: a background model (per-pixel median of sampled frames); the dancer
               must move around the frame, since a spot the dancer covers most of the time is
               taken for background: use chroma for a dancer staying on one spot
-  auto        inspect the footage, pick one of the above and say which (default)
+  auto        inspect the footage, pick one of the above and say which (default): threshold
+              for a black backdrop, chroma for a uniform screen, else person when installed
+              and it finds her, else background
+
+framing (--framing):
+  dancer      zoom once per clip so her standing height fills ~80% of the frame height,
+              following her travel slowly (default for videos)
+  full        the whole frame, resized (DanceNet 2018; default for image folders)
 
 examples:
   dancenet prepare dance.mp4 --out data/me
+  dancenet prepare dance.mp4 --out data/me --segment person --framing full
   dancenet prepare imgs/ --out data/dancenet2018 --segment threshold --source-fps 30
   dancenet prepare ../shared/data/cmu61-salsa-bvh --out data/salsa --source-fps 60
 """
 
 
 def register(commands, train_commands, common) -> None:
-    from ..ingest import SEGMENT_METHODS, VIEWS
+    from ..ingest import FRAMINGS, SEGMENT_METHODS, VIEWS
 
     formatter = argparse.RawDescriptionHelpFormatter
     prepare = commands.add_parser(
@@ -43,6 +55,9 @@ def register(commands, train_commands, common) -> None:
                          help="frame size, width x height (default 208x120, as DanceNet 2018)")
     prepare.add_argument("--segment", default="auto", choices=SEGMENT_METHODS,
                          help="how to separate the dancer from the background (default auto)")
+    prepare.add_argument("--framing", default=None, choices=FRAMINGS,
+                         help="dancer: zoom on the dancer; full: the whole frame (default dancer "
+                              "for videos, full for image folders)")
     prepare.add_argument("--view", default="front", choices=VIEWS, help="camera for BVH rendering (default front)")
     prepare.add_argument("--source-fps", type=float, default=None, metavar="FPS",
                          help="real frame rate of the source when its header is wrong (BVH) or "
@@ -67,21 +82,29 @@ def register(commands, train_commands, common) -> None:
 
 
 def run_prepare(args) -> int:
+    import sys
     import time
 
     from ..ingest import PrepareOptions, parse_size, prepare
 
     height, width = parse_size(args.size)
     options = PrepareOptions(height=height, width=width, fps=args.fps, segment=args.segment,
-                             view=args.view, source_fps=args.source_fps, quiet=args.quiet)
+                             view=args.view, source_fps=args.source_fps, quiet=args.quiet,
+                             framing=args.framing)
     started = time.perf_counter()
     dataset = prepare(args.sources, args.out, options, overwrite=args.overwrite)
+    for clip in dataset.clips:
+        for warning in clip.extra.get("warnings", []):
+            print(f"dancenet: warning: {warning}", file=sys.stderr)
     if not args.quiet:
         elapsed = time.perf_counter() - started
         methods = sorted({clip.segmentation for clip in dataset.clips})
         for clip in dataset.clips:
-            if "segment_reason" in clip.extra:
-                print(f"{clip.name}: --segment auto chose {clip.segmentation} ({clip.extra['segment_reason']})")
+            reason = clip.extra.get("segment_reason")
+            if reason and args.segment == "auto":
+                print(f"{clip.name}: --segment auto chose {clip.segmentation} ({reason})")
+            if "framing" in clip.extra:
+                print(f"{clip.name}: {clip.extra['framing']}")
         print(f"wrote {dataset.path}: {len(dataset.clips)} clips, {len(dataset)} frames "
               f"({len(dataset) / dataset.fps:.1f} s at {dataset.fps:g} fps), {width}x{height}, "
               f"segmentation {', '.join(methods)}, in {elapsed:.1f} s")

@@ -15,7 +15,8 @@ import numpy as np
 
 from ..errors import DancenetError, input_error
 
-SEGMENT_METHODS = ("auto", "threshold", "chroma", "background")
+SEGMENT_METHODS = ("auto", "person", "threshold", "chroma", "background")
+FRAMINGS = ("full", "dancer")
 VIEWS = ("front", "side")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 BVH_SUFFIXES = {".bvh"}
@@ -32,6 +33,7 @@ class PrepareOptions:
     view: str = "front"
     source_fps: float | None = None
     quiet: bool = False
+    framing: str | None = None  # "full" or "dancer"; None: dancer for videos, full for image folders
 
     def __post_init__(self):
         from ..limits import check_frame_size, check_rate
@@ -42,6 +44,8 @@ class PrepareOptions:
             check_rate(self.source_fps, "--source-fps")
         if self.segment not in SEGMENT_METHODS:
             raise DancenetError(f"--segment {self.segment}: choose one of {', '.join(SEGMENT_METHODS)}")
+        if self.framing is not None and self.framing not in FRAMINGS:
+            raise DancenetError(f"--framing {self.framing}: choose one of {', '.join(FRAMINGS)}")
         if self.view not in VIEWS:
             raise DancenetError(f"--view {self.view}: choose one of {', '.join(VIEWS)}")
 

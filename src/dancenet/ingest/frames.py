@@ -15,7 +15,9 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import input_error
 from . import IMAGE_SUFFIXES, ClipSource, PrepareOptions
-from .segment import choose_method, make_segmenter, silhouettes, working_size
+from .clip import finish_clip, segment_frames
+from .crowd import person_segmenter
+from .segment import choose_auto, make_segmenter, working_size
 from .timing import resample_indices
 
 SAMPLE_COUNT = 24
@@ -82,21 +84,36 @@ def iter_clips(path: str | Path, options: PrepareOptions) -> Iterator[ClipSource
         if other != size:
             raise input_error(file, f"is {other[0]}x{other[1]} but {files[0].name} is "
                                     f"{size[0]}x{size[1]}; all frames of a folder must have one size")
-    work_height, work_width = working_size(size[1], size[0], options.height, options.width)
+    framing = options.framing or "full"  # a folder of frames is often already framed (2018 layout)
+    work_height, work_width = working_size(size[1], size[0], options.height, options.width,
+                                           oversample=4.0 if framing == "dancer" else 2.0,
+                                           longest=640 if framing == "dancer" else None)
     picks = np.unique(np.linspace(0, len(files) - 1, num=min(SAMPLE_COUNT, len(files))).round())
     samples = [load_frame(files[int(index)], work_height, work_width) for index in picks]
     method, reason = options.segment, "chosen with --segment"
     if method == "auto":
-        method, reason = choose_method(samples)
-    segmenter = make_segmenter(method, samples)
+        method, reason = choose_auto(samples)
+    warnings: list[str] = []
+    if method == "person":
+        segmenter, warnings = person_segmenter(samples, path)
+    else:
+        segmenter = make_segmenter(method, samples)
     source_fps = options.source_fps or options.fps
     times = np.arange(len(files)) / source_fps
     indices = resample_indices(times, len(files) / source_fps, options.fps)
     frames = shown_frames(files, indices, work_height, work_width)
+    try:
+        store = segment_frames(frames, segmenter, total=len(indices), desc=f"segment {path.name}",
+                               quiet=options.quiet)
+    finally:
+        if hasattr(segmenter, "close"):
+            segmenter.close()
+    masks, extra = finish_clip(store, path, method, framing, options.height, options.width,
+                               options.fps)
     yield ClipSource(
         name=path.name, source=str(path), segmentation=method, source_fps=source_fps,
-        masks=silhouettes(frames, segmenter, options.height, options.width), total=len(indices),
-        extra={"segment_reason": reason},
+        masks=masks, total=len(indices),
+        extra={"segment_reason": reason, **extra, "warnings": warnings + extra["warnings"]},
     )
 
 

@@ -9,7 +9,8 @@ Three methods, each calibrated once per clip from frames sampled across it:
 - ``background``: static camera; the background is the per-pixel median of the sampled frames, and
   every frame is compared with it after matching its global brightness (lights flicker).
 
-``auto`` looks at the samples and picks one (:func:`choose_method`). Masks are segmented at a working
+A fourth, ``person`` (:mod:`dancenet.ingest.person`), is a learned person segmenter from an optional
+extra. ``auto`` looks at the samples and picks one (:func:`choose_method`, :func:`choose_auto`). Masks are segmented at a working
 resolution of about twice the target (:func:`working_size`), fitted into the target frame keeping
 the aspect ratio (:func:`fit_mask`), then cleaned of specks and small holes (:func:`clean_mask`).
 """
@@ -229,8 +230,31 @@ def choose_method(samples: Sequence[np.ndarray]) -> tuple[str, str]:
     return "background", "the border is neither black nor a uniform screen colour"
 
 
+def choose_auto(samples: Sequence[np.ndarray]) -> tuple[str, str]:
+    """:func:`choose_method`, then, for footage that is neither black nor a screen (an ordinary
+    room, a stage, outdoors), the person segmenter when it is installed and finds a person in at
+    least half the samples; returns (method, reason)."""
+    from . import person
+
+    method, reason = choose_method(samples)
+    if method != "background":
+        return method, reason
+    if not person.available():
+        return method, (f"{reason}; the person segmenter suits such footage better: "
+                        f"{person.INSTALL_HINT}")
+    share = person.detection_share(samples)
+    if share >= person.SAMPLE_DETECTIONS:
+        return "person", f"{reason}, and MediaPipe finds a person in {share:.0%} of the sample frames"
+    return method, f"{reason}, and MediaPipe finds a person in only {share:.0%} of the sample frames"
+
+
 def make_segmenter(method: str, samples: Sequence[np.ndarray]) -> Segmenter:
-    """A segmenter for ``method`` (one of :data:`METHODS`) calibrated on ``samples`` (H, W, 3) uint8."""
+    """A segmenter for ``method`` (one of :data:`METHODS` or ``"person"``) calibrated on
+    ``samples`` (H, W, 3) uint8."""
+    if method == "person":
+        from .person import PersonSegmenter
+
+        return PersonSegmenter()
     if method == "threshold":
         return ThresholdSegmenter()
     if method == "chroma":
@@ -241,15 +265,18 @@ def make_segmenter(method: str, samples: Sequence[np.ndarray]) -> Segmenter:
 
 
 def working_size(source_height: int, source_width: int, height: int, width: int,
-                 oversample: float = 2.0) -> tuple[int, int]:
+                 oversample: float = 2.0, longest: int | None = None) -> tuple[int, int]:
     """(height, width) at which to segment a source frame: the source shrunk by a whole factor that
-    keeps at least ``oversample`` times the size the frame will have in the target.
+    keeps at least ``oversample`` times the size the frame will have in the target, and, given
+    ``longest``, brings its longer side to at most that (when a whole factor can).
 
     A whole factor makes nearest-pixel shrinking a regular subsample: every working pixel is a real
     source pixel, and the outline lands where it would at full resolution.
     """
     ratio = 1.0 / min(height / source_height, width / source_width)  # source pixels per target pixel
     factor = max(1, int(ratio // oversample))
+    if longest:
+        factor = max(factor, -(-max(source_height, source_width) // longest))
     return max(1, source_height // factor), max(1, source_width // factor)
 
 

@@ -21,10 +21,13 @@ import numpy as np
 
 from ..errors import DancenetError, input_error
 from . import ClipSource, PrepareOptions
-from .segment import choose_method, make_segmenter, silhouettes, working_size
+from .clip import finish_clip, segment_frames
+from .crowd import person_segmenter
+from .segment import choose_auto, make_segmenter, working_size
 from .timing import resample_indices
 
 SAMPLE_COUNT = 24
+WORKING_LONGEST = 640  # longer side of the working frames with --framing dancer (see longest_side)
 # Nearest-pixel shrinking, deliberately: every working pixel is a real source pixel, so a rule like
 # "grayscale > 20" means what it says; an averaging scaler would blend dancer and background at
 # the outline and grow every silhouette. fit_mask then averages the masks, not the colours.
@@ -127,8 +130,9 @@ def survey(path: Path, options: PrepareOptions) -> VideoSurvey:
             for index, (time, frame) in enumerate(timed_frames(container, stream)):
                 if index == 0:
                     source_height, source_width = frame.height, frame.width
-                    work_height, work_width = working_size(source_height, source_width,
-                                                           options.height, options.width)
+                    work_height, work_width = working_size(
+                        source_height, source_width, options.height, options.width,
+                        oversample=oversample(options), longest=longest_side(options))
                 times.append(time)
                 last_frame = frame
                 if index % stride == 0:
@@ -153,6 +157,25 @@ def survey(path: Path, options: PrepareOptions) -> VideoSurvey:
     return VideoSurvey(np.asarray(times), end_time, rate, source_height, source_width, samples)
 
 
+def framing(options: PrepareOptions) -> str:
+    """The framing for videos: ``--framing``, by default ``dancer``."""
+    return options.framing or "dancer"
+
+
+def oversample(options: PrepareOptions) -> float:
+    """How many working pixels per target pixel to keep: twice as many when the dancer's crop
+    (typically half the frame or less) is enlarged to the whole target frame."""
+    return 4.0 if framing(options) == "dancer" else 2.0
+
+
+def longest_side(options: PrepareOptions) -> int | None:
+    """With ``--framing dancer``, frames are segmented at most 640 pixels on their longer side:
+    MediaPipe computes its mask at 256x256 around the person anyway, and the clean-up over the
+    clip costs in proportion to the pixels (measured in docs/footage.md: a 1280x720 clip
+    segmented at full size ran at a fifth of the speed for no visible gain)."""
+    return WORKING_LONGEST if framing(options) == "dancer" else None
+
+
 def iter_clips(path: str | Path, options: PrepareOptions) -> Iterator[ClipSource]:
     """One clip from the video at ``path``: silhouettes at ``options.fps`` and size.
 
@@ -166,15 +189,27 @@ def iter_clips(path: str | Path, options: PrepareOptions) -> Iterator[ClipSource
     info = survey(path, options)
     method, reason = options.segment, "chosen with --segment"
     if method == "auto":
-        method, reason = choose_method(info.samples)
-    segmenter = make_segmenter(method, info.samples)
+        method, reason = choose_auto(info.samples)
+    warnings: list[str] = []
+    if method == "person":
+        segmenter, warnings = person_segmenter(info.samples, path)
+    else:
+        segmenter = make_segmenter(method, info.samples)
     indices = resample_indices(info.times, info.end_time, options.fps)
     work_height, work_width = info.samples[0].shape[:2]
     frames = resampled_frames(path, indices, work_height, work_width)
+    try:
+        store = segment_frames(frames, segmenter, total=len(indices), desc=f"segment {path.stem}",
+                               quiet=options.quiet)
+    finally:
+        if hasattr(segmenter, "close"):
+            segmenter.close()
+    masks, extra = finish_clip(store, path, method, framing(options), options.height,
+                               options.width, options.fps)
     yield ClipSource(
         name=path.stem, source=str(path), segmentation=method, source_fps=info.source_fps,
-        masks=silhouettes(frames, segmenter, options.height, options.width), total=len(indices),
-        extra={"segment_reason": reason},
+        masks=masks, total=len(indices),
+        extra={"segment_reason": reason, **extra, "warnings": warnings + extra["warnings"]},
     )
 
 

@@ -133,15 +133,17 @@ def mean_scores(scores: list[dict]) -> dict:
 def offset_scores(music_beats: np.ndarray, music_tempo: float, music_duration: float,
                   motion_beats: np.ndarray, duration: float, count: int = 20,
                   generator: np.random.Generator | None = None) -> list[dict]:
-    """One dance against the song started at ``count`` random offsets: the chance level of a
-    dance that ignores the song (real dance has no music of its own)."""
+    """One dance against the song started at ``count`` random offsets (looped when the dance is
+    longer): the chance level of a dance that ignores the song (real dance has no music)."""
     generator = generator or np.random.default_rng(0)
     music_beats = np.asarray(music_beats, float)
-    latest = max(music_duration - duration, 0.0)
     scores = []
-    for offset in generator.uniform(0.0, latest, count) if latest > 0 else np.zeros(1):
-        shifted = music_beats[music_beats >= offset] - offset
-        scores.append(beat_scores(shifted, music_tempo, motion_beats, duration))
+    for offset in generator.uniform(0.0, music_duration, count):
+        # the song started at ``offset`` and looped: beats keep their spacing, the phase is random
+        shifted = np.sort((music_beats - offset) % music_duration)
+        looped = np.concatenate([shifted + loop * music_duration
+                                 for loop in range(int(np.ceil(duration / music_duration)) + 1)])
+        scores.append(beat_scores(looped, music_tempo, motion_beats, duration))
     return scores
 
 

@@ -71,3 +71,16 @@ def test_warp_plan_puts_native_beats_on_music_beats_within_the_rate_limits():
             assert np.isclose(positions[frame], native_time * fps)
     rate = np.diff(positions)
     assert rate.max() <= choreography.MAX_RATE * 1.5  # PCHIP may overshoot a little, never wildly
+
+
+def test_music_without_the_extra_says_how_to_install_it(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from dancenet.cli import main
+    from tests.synthetic_music import click_track, write_wav
+
+    song = write_wav(tmp_path / "song.wav", click_track(120, 4)[0])
+    monkeypatch.setitem(sys.modules, "librosa", None)  # as if not installed
+    assert main(["generate", "-o", str(tmp_path / "dance.mp4"), "--music", str(song)]) == 2
+    assert "pip install 'dancenet[music]'" in capsys.readouterr().err
+    assert not (tmp_path / "dance.mp4").exists()

@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	# Pin torch first: an unpinned torch pulls a multi-GB CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[test,music]'
+	# librosa compiles its numba kernels on first use (~1 min): once here, not in a test or a user's first --music
+	$(BIN)/python -c "from dancenet.music import warm_up; warm_up()"
 	touch $@
 
 setup: $(STAMP)

@@ -2,7 +2,8 @@
 
 librosa is the ``dancenet[music]`` extra and is imported only here, inside the functions that need
 it, so ``dancenet --help`` and generation without music never pay for it. Its first call in a
-fresh environment compiles numba kernels (about a minute on 2 cores, cached afterwards).
+fresh environment compiles numba kernels (about a minute on 2 cores, then cached in the
+environment); ``make setup`` runs :func:`warm_up` once so that no user waits for it.
 
 Bad audio is one line: not audio, no audio stream, empty, under ``MIN_SECONDS``, silent (peak
 below ``SILENCE_PEAK``), or longer than ``MAX_SECONDS`` (the stated cap; ``seconds`` reads only
@@ -152,3 +153,14 @@ def load_music(path: str | os.PathLike, seconds: float | None = None) -> Music:
         raise input_error(path, "has no beat librosa can find (too quiet, or no rhythm)")
     return Music(path, duration, tempo, beats, onset, onset_rate)
 
+
+def warm_up() -> None:
+    """Analyse 4 s of synthetic clicks once, so librosa's numba kernels compile and are cached
+    now (``make setup``) rather than on a user's first ``--music``. Does nothing without librosa."""
+    try:
+        require_librosa()
+    except DancenetError:
+        return
+    samples = np.zeros(4 * SAMPLE_RATE, np.float32)
+    samples[::SAMPLE_RATE // 2] = 1.0
+    analyse(samples)

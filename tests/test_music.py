@@ -119,7 +119,7 @@ def test_the_song_is_in_the_mp4_and_in_sync(dancer, songs, tmp_path, capsys):
     assert "carry no audio" in capsys.readouterr().err
 
 
-def test_evaluate_video_reports_beat_alignment(dancer, songs, tmp_path, capsys):
+def test_evaluate_and_evaluate_video_report_beat_alignment(dancer, songs, tmp_path, capsys):
     reference = tmp_path / "reference"
     with DatasetWriter(reference, dancer.height, dancer.width, dancer.fps) as writer:
         for seed in (5, 6):
@@ -136,3 +136,13 @@ def test_evaluate_video_reports_beat_alignment(dancer, songs, tmp_path, capsys):
     assert music["real_at_random_offsets"]["beat_alignment"] is not None
     page = (out / "index.html").read_text()
     assert "<h2>Music</h2>" in page and "music and dance beat tracks" in page
+    # evaluate: the run's dances to the song, beside the same seeds without it
+    from dancenet.generate import bundled_directory
+
+    out = tmp_path / "report-run"
+    assert main(["evaluate", str(bundled_directory()), "--reference", str(reference), "--seconds", "6",
+                 "--samples", "1", "--music", str(songs["drums90"]), "-o", str(out), "-q"]) == 0
+    music = json.loads((out / "metrics.json").read_text())["music"]
+    assert music["music"]["duration"] == pytest.approx(6.0, abs=0.01)  # --seconds cuts the song
+    assert "how" not in music["without_music"]  # the chance level is the seeds without music
+    assert music["samples"][0]["name"] == "seed 0" and music["with_music"]["over_chance"] > 1

@@ -24,6 +24,8 @@ from .evaluate.metrics import motion_energy
 
 MIN_RATE = 0.5
 MAX_RATE = 2.0
+# Kinematic beats within ~3 smoothing sigmas (0.25 s) of the measured end can still move.
+PLAN_MARGIN_SECONDS = 1.0
 
 
 @dataclass
@@ -82,10 +84,11 @@ def warp_positions(anchors: np.ndarray, frames: int, fps: float) -> np.ndarray:
 
 
 def native_dance(dancer, frames: int, seed: int, temperature: float, sigma_temperature: float,
-                 prime: str | None, on_frames: Callable[[int], None] | None = None
-                 ) -> tuple[torch.Tensor, np.ndarray]:
-    """The plain rollout, decoded only to measure it -> (raw latents (frames, L), motion energy
-    (frames - 1,)). Memory holds one decoding chunk of frames at a time."""
+                 prime: str | None, on_frames: Callable[[int], None] | None = None,
+                 enough: Callable[[np.ndarray], bool] | None = None) -> tuple[torch.Tensor, np.ndarray]:
+    """The plain rollout, decoded only to measure it -> (raw latents (n, L), motion energy
+    (n - 1,)), n = ``frames``, or fewer when ``enough(energy so far)`` says so after a decoding
+    chunk. Memory holds one decoding chunk of frames at a time."""
     latents, energy, previous = [], [], None
     for block in dancer.latents(frames, seed, temperature, sigma_temperature, prime,
                                 chunk=dancer.decode_chunk):
@@ -96,18 +99,32 @@ def native_dance(dancer, frames: int, seed: int, temperature: float, sigma_tempe
         previous = decoded[-1:]
         if on_frames is not None:
             on_frames(len(block))
+        if enough is not None and enough(np.concatenate(energy)):
+            break
     return torch.cat(latents), np.concatenate(energy)
 
 
 def follow_music(dancer, music_beats: np.ndarray, frames: int, seed: int, temperature: float,
                  sigma_temperature: float, prime: str | None = None,
                  on_frames: Callable[[int], None] | None = None) -> Choreography:
-    """Roll out enough native dance for ``frames`` output frames at up to ``MAX_RATE`` and
-    re-time it onto ``music_beats`` (seconds)."""
-    fps = dancer.fps
-    native_latents, energy = native_dance(dancer, native_frame_budget(frames), seed, temperature, sigma_temperature,
-                                          prime, on_frames)
-    anchors = plan_anchors(kinematic_beats(energy, fps), music_beats, frames / fps)
+    """Roll out as much native dance as ``frames`` output frames need (at most ``MAX_RATE``
+    times as many) and re-time it onto ``music_beats`` (seconds)."""
+    fps, duration = dancer.fps, frames / dancer.fps
+
+    def enough(energy: np.ndarray) -> bool:
+        # The plan is final once every beat's search window, and the tail after the last
+        # beat, lies inside what was measured, with a margin for the smoothing at its edge.
+        anchors = plan_anchors(kinematic_beats(energy, fps), music_beats, duration)
+        windows = anchors[:-1, 1] + MAX_RATE * np.diff(anchors[:, 0])
+        horizon = max(windows.max(initial=0.0), anchors[-1, 1] + duration - anchors[-1, 0])
+        return len(energy) / fps >= horizon + PLAN_MARGIN_SECONDS
+
+    budget = native_frame_budget(frames)
+    native_latents, energy = native_dance(dancer, budget, seed, temperature, sigma_temperature, prime,
+                                          on_frames, enough)
+    if on_frames is not None:
+        on_frames(budget - len(native_latents))  # the rest of the budget was not needed
+    anchors = plan_anchors(kinematic_beats(energy, fps), music_beats, duration)
     positions = np.clip(warp_positions(anchors, frames, fps), 0, len(native_latents) - 1)
     return Choreography(native_latents, positions, anchors)
 

@@ -67,6 +67,11 @@ def test_bad_audio_is_one_line(songs, tmp_path, capsys, monkeypatch):
         assert main(["generate", "-o", str(tmp_path / "out.mp4"), "--music", str(path), "-q"]) == 2
         error = capsys.readouterr().err
         assert error.startswith("dancenet: error: ") and message in error and error.count("\n") == 1, error
+    song = songs["clicks"].read_bytes()
+    clicks_mp4 = tmp_path / "clicks.mp4"
+    clicks_mp4.write_bytes(song)  # a song may be any file with an audio stream; never the output
+    assert main(["generate", "-o", str(clicks_mp4), "--music", str(clicks_mp4), "-q"]) == 2
+    assert "is the song itself" in capsys.readouterr().err and clicks_mp4.read_bytes() == song
     monkeypatch.setattr("dancenet.music.MAX_SECONDS", 5.0)
     with pytest.raises(DancenetError, match="at most 0 minutes: give --seconds"):
         load_music(songs["drums90"])

@@ -266,6 +266,8 @@ class Dancer:
         if prime is not None:
             self.prime_latents(prime)  # fail on a bad clip name before opening the output
         music, seconds = _music_and_seconds(music, seconds)
+        if music is not None and Path(path).resolve() == music.path.resolve():
+            raise input_error(path, "is the song itself; write the video to another name")
         total = self.frame_count(seconds)
         if music is not None:
             from .choreography import native_frame_budget

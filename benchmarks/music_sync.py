@@ -44,7 +44,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--fps", type=float, default=30.0)
-    parser.add_argument("--bpm", type=float, default=97.0, help="not a divisor of the frame rate: clicks fall between frames")
+    parser.add_argument("--bpm", type=float, default=97.0,
+                        help="not a divisor of the frame rate: clicks fall between frames")
     args = parser.parse_args()
     seconds, fps = args.minutes * 60, args.fps
     folder = Path(tempfile.mkdtemp(prefix="dancenet-sync-"))
@@ -88,9 +89,10 @@ def main() -> None:
     expected = np.floor(times * fps) / fps
     print(f"click onset minus its frame's start: min {1000 * offset.min():.1f} ms, max {1000 * offset.max():.1f} ms "
           f"(in sync: 0 <= offset < {1000 / fps:.1f})")
-    print(f"video: white frame start vs floor(click * fps) / fps: max error {1000 * np.abs(white - expected).max():.2f} ms; "
-          f"audio: click onset vs its wav time: max error {1000 * np.abs(onsets - times).max():.2f} ms "
-          f"(first minute {1000 * np.abs(onsets - times)[:97].max():.2f}, last {1000 * np.abs(onsets - times)[-97:].max():.2f})")
+    audio_error = 1000 * np.abs(onsets - times)
+    print(f"video: white frame start vs floor(click * fps) / fps: max error "
+          f"{1000 * np.abs(white - expected).max():.2f} ms; audio: click onset vs its wav time: max error "
+          f"{audio_error.max():.2f} ms (first minute {audio_error[:97].max():.2f}, last {audio_error[-97:].max():.2f})")
 
 if __name__ == "__main__":
     main()

@@ -79,6 +79,8 @@ class VideoWriter:
     ``background``: convert and encode in a writer thread, holding at most ``queue_chunks``
     chunks handed over but not yet written (memory stays bounded); an error in that thread is
     raised by the next :meth:`write` or at the end of the ``with`` block, and leaves no file.
+    ``audio``: a song muxed into an mp4 beside the frames, cut at the last one
+    (:mod:`dancenet.soundtrack`).
     """
 
     def __init__(self, path: str | os.PathLike, fps: float, height: int, width: int,

@@ -41,17 +41,23 @@ def test_tempo_and_beats_of_synthesised_songs(songs, name, bpm):
         assert beats.beat_alignment(songs["click_times"], music.beats) > 0.8
 
 
-def test_other_formats_read_like_wav(songs, tmp_path):
-    flac = tmp_path / "clicks.flac"
-    with av.open(str(songs["clicks"])) as source, av.open(str(flac), "w") as target:
-        stream = target.add_stream("flac", rate=RATE)
+@pytest.mark.parametrize("codec, suffix, rate", [("flac", ".flac", RATE), ("libmp3lame", ".mp3", 44100),
+                                                 ("libopus", ".ogg", 48000)])
+def test_other_formats_read_like_wav(songs, tmp_path, codec, suffix, rate):
+    path = tmp_path / f"clicks{suffix}"
+    with av.open(str(songs["clicks"])) as source, av.open(str(path), "w") as target:
+        stream = target.add_stream(codec, rate=rate)
+        resampler = av.AudioResampler(format=stream.codec_context.format.name, layout="mono", rate=rate)
         for frame in source.decode(audio=0):
-            frame.pts = None
-            for packet in stream.encode(frame):
-                target.mux(packet)
+            for piece in resampler.resample(frame):
+                piece.pts = None
+                for packet in stream.encode(piece):
+                    target.mux(packet)
         for packet in stream.encode(None):
             target.mux(packet)
-    assert load_music(flac).tempo == pytest.approx(load_music(songs["clicks"]).tempo, rel=0.01)
+    music = load_music(path)
+    assert music.tempo == pytest.approx(load_music(songs["clicks"]).tempo, rel=0.01)
+    assert music.duration == pytest.approx(10.0, abs=0.1)
 
 
 def test_bad_audio_is_one_line(songs, tmp_path, capsys, monkeypatch):

@@ -14,8 +14,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# Pin torch first: an unpinned torch pulls a multi-GB CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
-	# The person extra (MediaPipe) too, so the tests cover --segment person.
-	$(BIN)/pip install -q -e '.[test,person]'
+	# The extras too (person: MediaPipe, music: librosa), so the tests cover --segment person and --music.
+	$(BIN)/pip install -q -e '.[test,person,music]'
+	# librosa compiles its numba kernels on first use (~1 min): once here, not in a test or a user's first --music
+	$(BIN)/python -c "from dancenet.music import warm_up; warm_up()"
 	touch $@
 
 setup: $(STAMP)

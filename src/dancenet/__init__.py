@@ -8,6 +8,7 @@ Python API::
     for chunk in dancer.stream(seconds=600):      # long videos without holding them in memory
         ...
     dancer.write("dance.mp4", seconds=60, seed=1, scale=4)
+    dancer.write("dance.mp4", music="song.mp3")   # dances to the song, the song in the mp4
 
 Importing the package is cheap: torch and the models load inside :func:`load`.
 """
@@ -20,9 +21,10 @@ __version__ = "0.1.0"
 def load(run=None, device="cpu", motion_name="motion"):
     """Load a run's VAE and motion model (``run=None``: the bundled salsa model).
 
-    Returns a :class:`dancenet.generate.Dancer` with ``generate(seconds=60.0, seed=0,
-    temperature=None, sigma_temperature=None, prime=None) -> (frames, height, width) uint8``
-    (temperatures left as None take the model's recommended values),
+    Returns a :class:`dancenet.generate.Dancer` with ``generate(seconds=None, seed=0,
+    temperature=None, sigma_temperature=None, prime=None, music=None) -> (frames, height, width)
+    uint8`` (temperatures left as None take the model's recommended values; seconds None = 60, or
+    the song's length with ``music``, a path or :class:`dancenet.music.Music`),
     ``stream(...)`` yielding (n, height, width) uint8 chunks, and ``write(path, ...)``.
     """
     from .generate import load as load_dancer

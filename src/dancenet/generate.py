@@ -220,47 +220,90 @@ class Dancer:
         frames = self.vae.decode(latents.to(self.device))
         return ((frames > 0.5).to(torch.uint8) * 255).cpu().numpy()
 
-    def stream(self, seconds: float = 60.0, seed: int = 0, temperature: float | None = None,
-               sigma_temperature: float | None = None,
-               prime: str | None = None) -> Iterator[np.ndarray]:
+    def stream(self, seconds: float | None = None, seed: int = 0, temperature: float | None = None,
+               sigma_temperature: float | None = None, prime: str | None = None,
+               music=None) -> Iterator[np.ndarray]:
         """Generate frame chunks lazily -> iterator of (n <= CHUNK, height, width) uint8 arrays.
 
         Temperatures left as None take the model's recommended values (:meth:`temperatures`).
+        ``music``: a song's path or :class:`~dancenet.music.Music`; the dance follows its beats
+        (docs/music.md) and ``seconds`` (None) defaults to the song's length instead of 60.
         """
         temperature, sigma_temperature = self.temperatures(temperature, sigma_temperature)
+        music, seconds = _music_and_seconds(music, seconds)
         check_options(seconds, temperature, sigma_temperature)
+        if music is not None:
+            from .choreography import stream_to_music
+
+            yield from stream_to_music(self, music.beats, self.frame_count(seconds), seed, temperature,
+                                       sigma_temperature, prime, CHUNK)
+            return
         for block in self.latents(self.frame_count(seconds), seed, temperature, sigma_temperature,
                                   prime, chunk=self.decode_chunk):
             frames = self.decode(block)
             for first in range(0, len(frames), CHUNK):
                 yield frames[first:first + CHUNK]
 
-    def generate(self, seconds: float = 60.0, seed: int = 0, temperature: float | None = None,
-                 sigma_temperature: float | None = None, prime: str | None = None) -> np.ndarray:
-        """The whole video in memory -> (frames, height, width) uint8, 0 or 255."""
-        return np.concatenate(list(self.stream(seconds, seed, temperature, sigma_temperature, prime)))
+    def generate(self, seconds: float | None = None, seed: int = 0, temperature: float | None = None,
+                 sigma_temperature: float | None = None, prime: str | None = None,
+                 music=None) -> np.ndarray:
+        """The whole video in memory -> (frames, height, width) uint8, 0 or 255.
+        ``seconds`` None: 60, or the song's length with ``music`` (see :meth:`stream`)."""
+        return np.concatenate(list(self.stream(seconds, seed, temperature, sigma_temperature, prime,
+                                               music)))
 
-    def write(self, path: str | os.PathLike, seconds: float = 60.0, seed: int = 0,
+    def write(self, path: str | os.PathLike, seconds: float | None = None, seed: int = 0,
               temperature: float | None = None, sigma_temperature: float | None = None,
               prime: str | None = None, scale: int = 4, interpolation: str = "nearest",
-              quiet: bool = True) -> Path:
-        """Stream a generated video into ``path`` (.mp4, .gif or a folder of PNGs)."""
+              quiet: bool = True, music=None) -> Path:
+        """Stream a generated video into ``path`` (.mp4, .gif or a folder of PNGs); with
+        ``music`` the dance follows the song and an mp4 carries it (AAC; GIF and PNG are silent)."""
         from .progress import progress
-        from .video import VideoWriter, check_writable
+        from .video import VideoWriter, check_writable, output_format
 
         temperature, sigma_temperature = self.temperatures(temperature, sigma_temperature)
-        check_options(seconds, temperature, sigma_temperature)
+        check_options(60.0 if seconds is None else seconds, temperature, sigma_temperature)
         check_writable(path)
         if prime is not None:
             self.prime_latents(prime)  # fail on a bad clip name before opening the output
+        music, seconds = _music_and_seconds(music, seconds)
+        if music is not None and Path(path).resolve() == music.path.resolve():
+            raise input_error(path, "is the song itself; write the video to another name")
         total = self.frame_count(seconds)
-        with VideoWriter(path, self.fps, self.height, self.width, scale, interpolation,
-                         background=True) as writer, threads_beside_writer():
+        if music is not None:
+            from .choreography import native_frame_budget
+
+            total += native_frame_budget(total)  # the plain rollout it re-times comes first
+        audio = music.path if music is not None and output_format(path) == "mp4" else None
+        with VideoWriter(path, self.fps, self.height, self.width, scale, interpolation, background=True,
+                         audio=audio) as writer, threads_beside_writer():
             with progress(total=total, desc="generate", unit="frame", quiet=quiet) as bar:
-                for frames in self.stream(seconds, seed, temperature, sigma_temperature, prime):
+                if music is None:
+                    chunks = self.stream(seconds, seed, temperature, sigma_temperature, prime)
+                else:
+                    from .choreography import stream_to_music
+
+                    chunks = stream_to_music(self, music.beats, self.frame_count(seconds), seed, temperature,
+                                             sigma_temperature, prime, CHUNK, on_native_frames=bar.update)
+                for frames in chunks:
                     writer.write(frames)
                     bar.update(len(frames))
         return Path(path)
+
+
+def _music_and_seconds(music, seconds: float | None):
+    """(a loaded :class:`~dancenet.music.Music` or None, the length): ``seconds``, else the
+    song's length, else 60."""
+    if music is not None:
+        from .music import Music, load_music
+
+        if seconds is not None:
+            check_options(seconds, 1.0, 1.0)  # a bad --seconds before reading the song
+        if not isinstance(music, Music):
+            music = load_music(music, seconds)
+        if seconds is None:
+            seconds = music.duration
+    return music, 60.0 if seconds is None else seconds
 
 
 def load(run: str | os.PathLike | None = None, device: str | torch.device = "cpu",

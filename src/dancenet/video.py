@@ -83,11 +83,13 @@ class VideoWriter:
     ``background``: convert and encode in a writer thread, holding at most ``queue_chunks``
     chunks handed over but not yet written (memory stays bounded); an error in that thread is
     raised by the next :meth:`write` or at the end of the ``with`` block, and leaves no file.
+    ``audio``: a song muxed into an mp4 beside the frames, cut at the last one
+    (:mod:`dancenet.soundtrack`).
     """
 
     def __init__(self, path: str | os.PathLike, fps: float, height: int, width: int,
                  scale: int = 1, interpolation: str = "nearest", background: bool = False,
-                 queue_chunks: int = 2):
+                 queue_chunks: int = 2, audio: str | os.PathLike | None = None):
         if scale < 1:
             raise input_error(None, f"--scale {scale}: must be a whole number >= 1")
         if interpolation not in INTERPOLATIONS:
@@ -98,6 +100,9 @@ class VideoWriter:
         self.fps, self.scale, self.interpolation = float(fps), int(scale), interpolation
         self.height, self.width = height * self.scale, width * self.scale
         self.frames_written = 0
+        if audio is not None and self.kind != "mp4":
+            raise input_error(self.path, "only .mp4 carries audio; GIF and PNG frames are silent")
+        self.audio, self._audio = audio, None
         self.background, self.queue_chunks = bool(background), max(1, int(queue_chunks))
         self._stack = contextlib.ExitStack()
         self._worker: threading.Thread | None = None
@@ -135,6 +140,10 @@ class VideoWriter:
             self._stream.codec_context.thread_count = 1
             # Grey -> limited-range luma, neutral chroma: no per-frame colour conversion needed.
             self._luma = np.round(16 + np.arange(256) * 219 / 255).astype(np.uint8)
+            if self.audio is not None:
+                from .soundtrack import Soundtrack
+
+                self._audio = self._stack.enter_context(Soundtrack(self.audio, self._container))
         else:
             self._padded = (self.height, self.width)
             self._stream = self._container.add_stream("gif", rate=rate)
@@ -210,6 +219,8 @@ class VideoWriter:
             for packet in self._stream.encode(video_frame):
                 self._container.mux(packet)
             self.frames_written += 1
+        if self._audio is not None:  # interleave: the song up to the last frame written
+            self._audio.encode_until(self.frames_written / self.fps)
 
     def _finish(self, failed: bool) -> None:
         """Stop the writer thread (raising its error, if any), then flush the encoder."""
@@ -223,6 +234,8 @@ class VideoWriter:
         if not failed and self.kind != "png":
             for packet in self._stream.encode():  # flush the encoder's delayed frames
                 self._container.mux(packet)
+            if self._audio is not None:  # the song ends with the video (or before it)
+                self._audio.finish(self.frames_written / self.fps)
 
     def __exit__(self, exc_type, exc, traceback) -> bool:
         try:

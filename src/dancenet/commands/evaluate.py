@@ -45,6 +45,7 @@ def register(commands, train_commands, common) -> None:
                         help="motion model inside RUN (default motion -> RUN/motion.*)")
     parser.add_argument("--loop-threshold", type=float, default=None,
                         help="mean soft IoU at which a 1 s window counts as a repeat (default: calibrated)")
+    parser.add_argument("--music", metavar="SONG", help="generate to SONG and score beat alignment (docs/music.md)")
     parser.add_argument("-o", "--out", required=True, metavar="DIR", help="report directory")
     parser.set_defaults(handler=run_evaluate)
 
@@ -55,6 +56,7 @@ def register(commands, train_commands, common) -> None:
     parser.add_argument("--reference", required=True, metavar="DATASET", help="prepared dataset of real dance")
     parser.add_argument("--loop-threshold", type=float, default=None,
                         help="mean soft IoU at which a 1 s window counts as a repeat (default: calibrated)")
+    parser.add_argument("--music", metavar="SONG", help="score beat alignment with SONG (docs/music.md)")
     parser.add_argument("-o", "--out", required=True, metavar="DIR", help="report directory")
     parser.set_defaults(handler=run_evaluate_video)
 
@@ -76,6 +78,12 @@ def _finish(evaluation, args, title: str) -> int:
     write_report(evaluation, args.out, title=title)
     summary, real = evaluation.metrics["summary"], evaluation.metrics["reference_level"]
     print(summary_table(summary, real))
+    if "music" in evaluation.metrics:
+        music = evaluation.metrics["music"]
+        print("beat alignment: " + ", ".join(
+            f"{label} {music[key]['beat_alignment']:.3f}" for key, label in (
+                ("with_music", "dance"), ("without_music", "chance"), ("real_at_random_offsets", "real"))
+            if music[key]["beat_alignment"] is not None))
     print(f"report: {args.out}/index.html")
     return 0
 
@@ -130,13 +138,14 @@ def run_evaluate(args) -> int:
         raise input_error(args.run, "no such run directory")
     dataset = Dataset(args.reference)
     reference = suite.make_reference(dataset, suite.validation_clips(args.run, args.motion))
+    music = _load_music(args)
     model = load(args.run, motion_name=args.motion)
     temperature, sigma_temperature = model.temperatures(args.temperature, args.sigma_temperature)
     videos = {}
     clock = time.perf_counter()
     for seed in progress(range(args.samples), total=args.samples, desc="generate", unit="video", quiet=args.quiet):
         frames = model.generate(seconds=args.seconds, seed=seed, temperature=temperature,
-                                sigma_temperature=sigma_temperature)
+                                sigma_temperature=sigma_temperature, **({} if music is None else {"music": music}))
         if frames.shape[1:] != (dataset.height, dataset.width):
             raise DancenetError(f"{args.run}: generates {frames.shape[2]}x{frames.shape[1]} frames but the "
                                 f"reference {args.reference} is {dataset.width}x{dataset.height}")
@@ -155,7 +164,29 @@ def run_evaluate(args) -> int:
                                     "temperature": temperature, "sigma_temperature": sigma_temperature}
     evaluation.metrics["timings_seconds"]["generate"] = round(generate_seconds, 3)
     evaluation.metrics["timings_seconds"]["model_metrics"] = round(model_seconds, 3)
+    if music is not None:  # the chance level: the same seeds without music
+        plain = {name: model.generate(seconds=args.seconds, seed=seed, temperature=temperature,
+                                      sigma_temperature=sigma_temperature)
+                 for seed, name in enumerate(videos)}
+        _add_music(evaluation, music, plain)
     return _finish(evaluation, args, f"dancenet evaluation of {args.run}")
+
+
+def _load_music(args):
+    """The song of --music, analysed (its first --seconds when given), or None."""
+    if getattr(args, "music", None) is None:
+        return None
+    from ..music import load_music
+
+    return load_music(args.music, getattr(args, "seconds", None))
+
+
+def _add_music(evaluation, music, plain) -> None:
+    """Beat alignment beside the other metrics: metrics["music"], shown in the report."""
+    from ..evaluate.beats import music_alignment
+
+    evaluation.metrics["music"] = music_alignment(music, evaluation.fps, evaluation.videos, plain,
+                                                  evaluation.reference_frames)
 
 
 def run_evaluate_video(args) -> int:
@@ -171,6 +202,7 @@ def run_evaluate_video(args) -> int:
     loop_threshold = _loop_threshold(args)
     check_output(args.out, [*args.videos, args.reference], "-o")
     check_report_directory(args.out)
+    music = _load_music(args)
     dataset = Dataset(args.reference)
     check_video_lengths(args.videos)
     reference = suite.make_reference(dataset, None)
@@ -190,6 +222,8 @@ def run_evaluate_video(args) -> int:
     evaluation = suite.evaluate_videos(videos, reference, loop_threshold=loop_threshold, quiet=args.quiet)
     evaluation.metrics["source"] = {"kind": "video", "videos": [str(path) for path in args.videos]}
     evaluation.metrics["timings_seconds"]["read_videos"] = round(read_seconds, 3)
+    if music is not None:  # chance level: the same videos against the song at random offsets
+        _add_music(evaluation, music, None)
     return _finish(evaluation, args, "dancenet evaluation of " + ", ".join(Path(p).name for p in args.videos))
 
 

@@ -13,6 +13,11 @@ examples:
   dancenet generate runs/me -o calm.mp4 --temperature 0.7 --sigma-temperature 0.5
   dancenet generate runs/me -o next.mp4 --prime take01:120 # continue take01 after its frame 120
   dancenet generate runs/me -o frames/ --seconds 5 --scale 1
+  dancenet generate -o dance.mp4 --music song.mp3          # dance to a song, as long as the song
+
+music (--music, needs pip install 'dancenet[music]'): wav, mp3, flac or ogg. The dance is re-timed
+so that its pauses and turns land on the song's beats and the mp4 carries the song (AAC); GIF and
+PNG outputs are silent. Songs are capped at 20 minutes (--seconds takes the start of a longer one).
 
 temperatures: --temperature divides the mixture logits (lower = the most likely movement more
 often); --sigma-temperature scales each component's spread (lower = smoother, less jitter).
@@ -31,7 +36,9 @@ def register(commands, train_commands, common) -> None:
     parser.add_argument("run", nargs="?", metavar="RUN",
                         help="run directory with vae.* and motion.* (default: the bundled model)")
     parser.add_argument("--output", "-o", required=True, help="dance.mp4, dance.gif or a folder")
-    parser.add_argument("--seconds", type=float, default=60.0, help="length (default 60)")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="length (default 60, or the song's length with --music)")
+    parser.add_argument("--music", metavar="SONG", help="dance to SONG (.wav .mp3 .flac .ogg) and put it in the mp4")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--temperature", type=float, default=None,
                         help="mixture-weight temperature, > 0 (default: the model's recommended "
@@ -51,6 +58,7 @@ def register(commands, train_commands, common) -> None:
 
 
 def run_generate(args) -> int:
+    import sys
     import time
 
     from ..errors import DancenetError
@@ -59,7 +67,8 @@ def run_generate(args) -> int:
     from ..paths import check_output, run_files
     from ..video import check_writable
 
-    check_options(args.seconds, 1.0 if args.temperature is None else args.temperature,
+    check_options(60.0 if args.seconds is None else args.seconds,
+                  1.0 if args.temperature is None else args.temperature,
                   1.0 if args.sigma_temperature is None else args.sigma_temperature)
     if args.scale < 1:
         raise DancenetError(f"--scale {args.scale}: must be a whole number >= 1")
@@ -68,14 +77,26 @@ def run_generate(args) -> int:
     check_output(args.output, run_files(args.run, ("vae", args.motion)), "-o")
     check_writable(args.output)
     started = time.perf_counter()
+    music = None
+    if args.music is not None:  # read and check the song before loading models
+        from ..music import load_music
+        from ..video import output_format
+
+        music = load_music(args.music, args.seconds)
+        if output_format(args.output) != "mp4" and not args.quiet:
+            print(f"dancenet: note: {args.output}: GIF and PNG carry no audio; the dance follows "
+                  f"{args.music} but only an .mp4 plays it", file=sys.stderr)
     dancer = load(args.run, device=args.device, motion_name=args.motion)
     check_video_size(dancer.width * args.scale, dancer.height * args.scale, f"--scale {args.scale}")
     path = dancer.write(args.output, seconds=args.seconds, seed=args.seed,
                         temperature=args.temperature, sigma_temperature=args.sigma_temperature,
                         prime=args.prime, scale=args.scale, interpolation=args.interpolation,
-                        quiet=args.quiet)
+                        quiet=args.quiet, music=music)
     if not args.quiet:
-        frames = dancer.frame_count(args.seconds)
+        seconds = args.seconds if args.seconds is not None else (music.duration if music else 60.0)
+        frames = dancer.frame_count(seconds)
+        if music is not None:
+            print(f"music: {args.music}: {music.tempo:.1f} bpm, {len(music.beats)} beats")
         elapsed = time.perf_counter() - started
         print(f"wrote {path}: {frames} frames at {dancer.fps:g} fps "
               f"({dancer.width * args.scale}x{dancer.height * args.scale}) in {elapsed:.1f} s")

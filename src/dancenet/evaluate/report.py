@@ -185,6 +185,7 @@ def render_html(evaluation: Evaluation, title: str) -> str:
     metrics = evaluation.metrics
     summary, reference_level = metrics["summary"], metrics["reference_level"]
     plots = _plots(evaluation)
+    from .beat_report import music_section  # the music hook: empty without --music
     rows = []
     for key, label, meaning, better in SUMMARY_ROWS:
         if key not in summary and key not in reference_level:
@@ -236,6 +237,7 @@ figure {{ display: inline-block; margin: 0.5em; }} img {{ max-width: 100%; }}
 <h2>Per sample</h2>
 <table><tr><th>sample</th><th>seconds</th><th>freeze</th><th>loop</th><th>artifact</th><th>empty</th>
 <th>Frechet</th><th>motion energy</th><th>memorisation</th></tr>{sample_rows}</table>
+{music_section(evaluation)}
 <h2>Videos</h2>{videos}
 <h2>Motion energy</h2>{image('energy_histogram', 'motion energy histograms')}
 {image('energy_timeline', 'motion energy over time')}

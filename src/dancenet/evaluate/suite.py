@@ -6,7 +6,6 @@ the motion model) and the report (report.py). No drawing and no file formats her
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -59,39 +58,19 @@ class Evaluation:
 
 
 def validation_clips(run: str | os.PathLike, motion_name: str = "motion") -> list[str] | int | None:
-    """The validation clips a run recorded (names or a count), or None when it recorded none.
+    """The validation clips a run recorded (``val_clips`` in the metadata of RUN/MOTION.json,
+    else of RUN/vae.json), or None when it recorded none."""
+    from ..checkpoint import read_model_info
 
-    Looked up as ``val_clips`` / ``validation_clips`` in RUN/motion.json, RUN/vae.json and the
-    training ``config.yaml`` files, first found wins.
-    """
-    run = Path(run)
-    candidates = [(run / f"{motion_name}.json", json.loads), (run / "vae.json", json.loads),
-                  (run / f"{motion_name}-train" / "config.yaml", None),
-                  (run / "vae-train" / "config.yaml", None)]
-    for path, parse in candidates:
-        if not path.is_file():
+    for name, kind in ((motion_name, "motion"), ("vae", "vae")):
+        if not (Path(run) / f"{name}.json").is_file():
             continue
         try:
-            if parse is None:
-                import yaml
-
-                data = yaml.safe_load(path.read_text())
-            else:
-                data = parse(path.read_text())
-        except Exception:  # a broken config is reported by the loader that needs it, not here
+            names = read_model_info(run, name, kind).metadata.get("val_clips")
+        except DancenetError:  # a broken model file is reported by the loader that needs it
             continue
-        if not isinstance(data, dict):
-            continue
-        for section in (data, data.get("config") or {}, data.get("train") or {}, data.get("training") or {}):
-            if not isinstance(section, dict):
-                continue
-            for key in ("val_clips", "validation_clips"):
-                value = section.get(key)
-                if isinstance(value, str):  # "3", "take1,take4" or "auto" (not a recorded split)
-                    value = int(value) if value.isdigit() else [name.strip() for name in value.split(",")
-                                                                if name.strip() and value != "auto"]
-                if value and isinstance(value, (list, tuple, int)):
-                    return list(value) if isinstance(value, (list, tuple)) else value
+        if names and isinstance(names, list):
+            return names
     return None
 
 
@@ -366,8 +345,7 @@ def model_metrics(run: str | os.PathLike, dataset: Dataset, clips: list[Clip], m
     result["reconstruction_iou"] = float(np.concatenate(scores).mean())
     result["model_frames"] = int(sum(stop - start for start, stop in ranges))
     if (run / f"{motion_name}.safetensors").is_file():
-        from ..motion.model import load_motion
-        from ..motion.train import validation_nll
+        from ..motion.model import load_motion, validation_nll
 
         model, scaler, _ = load_motion(run, motion_name)
         latents = torch.cat(means)

@@ -352,6 +352,14 @@ def build_vae(config: VAEConfig) -> VAE:
     return VAE(config)
 
 
+def save_vae(directory, model: VAE, metadata: dict, name: str = "vae") -> None:
+    """Write ``NAME.safetensors`` + ``NAME.json`` (the config and ``metadata``: fps, dataset_hash,
+    val_clips, training summary); :func:`dancenet.vae.load` reads them back."""
+    from ..checkpoint import save_pretrained
+
+    save_pretrained(directory, name, "vae", model.state_dict(), model.config.to_dict(), metadata)
+
+
 def check_frame_size(config: VAEConfig, height: int, width: int, where: str) -> None:
     """Refuse data whose frame size differs from the model's, naming ``where`` it came from."""
     if (height, width) != (config.height, config.width):
@@ -360,5 +368,5 @@ def check_frame_size(config: VAEConfig, height: int, width: int, where: str) -> 
                             f"--size {config.width}x{config.height} or train a new VAE")
 
 
-__all__ = ["VAE", "VAEConfig", "PRESETS", "preset_config", "build_vae", "check_frame_size",
+__all__ = ["VAE", "VAEConfig", "PRESETS", "preset_config", "build_vae", "check_frame_size", "save_vae",
            "padded_size"]

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 
 from .. import distributed
-from ..checkpoint import save_pretrained
 from ..config import config_from_dict, load_recipe as read_recipe_file, preset_of, to_dict
 from ..dataset import Dataset
 from ..errors import input_error
@@ -28,7 +27,7 @@ from ..training import (RunOptions, Stage, TrainingConfig, TrainResult, fit, mak
                         open_run)
 from .augment import augment
 from .loss import intersection_over_union, vae_loss
-from .model import PRESETS, VAE, VAEConfig, check_frame_size
+from .model import PRESETS, VAE, VAEConfig, check_frame_size, save_vae
 
 NAME = "vae"
 
@@ -193,7 +192,7 @@ class VAEStage(Stage):
         metadata = {"fps": self.dataset.fps, "dataset_hash": self.dataset.manifest_hash,
                     "val_clips": list(self.training.val_clips), "training": to_dict(self.training),
                     **summary}
-        save_pretrained(run, NAME, "vae", self.model.state_dict(), to_dict(self.config), metadata)
+        save_vae(run, self.model, metadata, NAME)
 
 
 def _split(dataset: Dataset, val_clips) -> tuple[list, list]:

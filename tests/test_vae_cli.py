@@ -95,3 +95,17 @@ def test_corrupt_checkpoint_on_resume_is_exit_2(trained, tmp_path, capsys):
     checkpoint.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 2])
     assert main(["train", "vae", dataset, "--out", copy, "--resume", "--quiet"]) == 2
     assert "corrupt or truncated" in capsys.readouterr().err
+
+
+def test_a_run_writes_its_recipe_and_the_recipe_trains_the_same_model(trained, tmp_path):
+    import json
+
+    dataset, run, _ = trained
+    assert main(["train", "vae", dataset, "--out", tmp_path / "again", "--config",
+                 run / "vae-train/config.yaml", "--epochs", "1", "--quiet"]) == 0
+    first, second = (json.loads((folder / "vae.json").read_text()) for folder in (run, tmp_path / "again"))
+    assert first["config"] == second["config"]
+    first["metadata"]["training"].pop("epochs")
+    second["metadata"]["training"].pop("epochs")
+    assert first["metadata"]["training"] == second["metadata"]["training"]
+    assert first["metadata"]["val_clips"] == second["metadata"]["val_clips"]

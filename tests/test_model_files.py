@@ -111,3 +111,11 @@ def test_a_full_disk_while_training_is_a_one_line_error_naming_the_folder(tmp_pa
         train_vae(data, tmp_path / "run", vae_preset("default", 32, 48, channels=(8, 16), latent_size=8),
                   VAETraining(epochs=1, batch_size=8), RunOptions(quiet=True))
     assert not (tmp_path / "run").exists()
+
+
+def test_a_checkpoint_of_an_earlier_format_is_a_clear_error(tmp_path):
+    from dancenet.checkpoint import load_checkpoint
+
+    torch.save({"format_version": 1, "model": {}}, tmp_path / "checkpoint.pt")
+    with pytest.raises(DancenetError, match="format 1.*--overwrite"):
+        load_checkpoint(tmp_path / "checkpoint.pt")

@@ -23,7 +23,8 @@ import torch
 from .atomic import atomic_file
 from .errors import DancenetError, input_error
 
-CHECKPOINT_VERSION = 1
+# 2: the shared training loop's layout (model_config, training, stage, step, epoch, ...)
+CHECKPOINT_VERSION = 2
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
@@ -43,8 +44,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     except Exception as error:  # torch raises many types for truncated or foreign files
         raise input_error(path, f"is corrupt or truncated ({type(error).__name__}); "
                                 "delete it or train again") from None
-    if not isinstance(payload, dict) or payload.get("format_version") != CHECKPOINT_VERSION:
-        raise input_error(path, "is not a dancenet checkpoint of a version this dancenet reads")
+    if not isinstance(payload, dict) or "format_version" not in payload:
+        raise input_error(path, "is not a dancenet checkpoint")
+    if payload["format_version"] != CHECKPOINT_VERSION:
+        raise input_error(path, f"is a checkpoint of format {payload['format_version']}; this dancenet "
+                                f"resumes format {CHECKPOINT_VERSION} only: finish that run with the "
+                                "dancenet that started it, or start again with --overwrite")
     return payload
 
 
@@ -84,7 +89,7 @@ def save_pretrained(directory: str | os.PathLike, name: str, kind: str,
     text = json.dumps(document, indent=2) + "\n"
     directory.mkdir(parents=True, exist_ok=True)
     with atomic_file(directory / f"{name}.safetensors") as temporary:
-        save_file(tensors, str(temporary), metadata={"format_version": str(CHECKPOINT_VERSION)})
+        save_file(tensors, str(temporary), metadata={"format": MODEL_FORMAT, "version": str(MODEL_VERSION)})
     with atomic_file(directory / f"{name}.json") as temporary:
         temporary.write_text(text)
 

@@ -91,7 +91,12 @@ def test_weights_that_are_not_finite_are_never_written(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_full_disk_while_training_is_a_one_line_error_naming_the_folder(tmp_path, monkeypatch):
+@pytest.mark.parametrize("target, number, text", [
+    ("save_checkpoint", errno.ENOSPC, "No space left on device"),
+    ("MetricsLog.log", errno.EROFS, "Read-only file system"),
+])
+def test_a_full_disk_or_read_only_folder_is_a_one_line_error_naming_the_folder(
+        tmp_path, monkeypatch, target, number, text):
     import sys
     from pathlib import Path
 
@@ -102,12 +107,13 @@ def test_a_full_disk_while_training_is_a_one_line_error_naming_the_folder(tmp_pa
     sys.path.insert(0, str(Path(__file__).parent))
     from vae_helpers import make_dataset
 
-    def full(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
+    def failing(*args, **kwargs):
+        raise OSError(number, text)
 
-    monkeypatch.setattr(training, "save_checkpoint", full)
+    owner, _, name = target.rpartition(".")
+    monkeypatch.setattr(getattr(training, owner) if owner else training, name, failing)
     data = make_dataset(tmp_path / "data", clips=2, frames=20)
-    with pytest.raises(DancenetError, match="vae-train: cannot be written .No space left on device"):
+    with pytest.raises(DancenetError, match=f"vae-train: cannot be written .{text}"):
         train_vae(data, tmp_path / "run", vae_preset("default", 32, 48, channels=(8, 16), latent_size=8),
                   VAETraining(epochs=1, batch_size=8), RunOptions(quiet=True))
     assert not (tmp_path / "run").exists()

@@ -19,6 +19,7 @@ its batches and step (:meth:`Stage.train_step`), its validation and its model fi
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
@@ -419,6 +420,15 @@ def _remove_leftovers(run: Path, directory: Path, name: str) -> None:
                     path.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def _writing(directory: Path):
+    """A full disk or a read-only folder while writing the run: one line naming the folder."""
+    try:
+        yield
+    except OSError as error:
+        raise input_error(directory, f"cannot be written ({error.strerror or error})") from None
+
+
 def fit(stage: Stage, run: Path, options: RunOptions, checkpoint: dict | None,
         context: distributed.DistributedContext | None = None, describe: dict | None = None
         ) -> TrainResult:
@@ -467,10 +477,11 @@ class _Session:
 
     def train(self, describe: dict) -> TrainResult:
         stage, main = self.stage, self.context.is_main
-        if main:
-            self._write_config(describe)
-        self.log = MetricsLog(self.directory, LOG_COLUMNS + stage.metric_columns, enabled=main,
-                              resume_epoch=self.epoch + 1)
+        with _writing(self.directory):
+            if main:
+                self._write_config(describe)
+            self.log = MetricsLog(self.directory, LOG_COLUMNS + stage.metric_columns, enabled=main,
+                                  resume_epoch=self.epoch + 1)
         self.bar = self._progress_bar()
         stage.model.train()
         try:
@@ -569,11 +580,12 @@ class _Session:
     def _log_epoch(self, metrics: dict) -> None:
         self.metrics = dict(metrics)
         seconds = max(self.clock.elapsed - self.session_start, 1e-9)
-        self.log.log(self.step, {"epoch": self.epoch + 1, "step": self.step,
-                                 "elapsed_seconds": round(self.clock.elapsed, 2),
-                                 "learning_rate": self.learning_rate,
-                                 "train_loss": self.loss_sum / max(self.loss_count, 1),
-                                 "frames_per_second": self.session_frames / seconds, **metrics})
+        with _writing(self.directory):
+            self.log.log(self.step, {"epoch": self.epoch + 1, "step": self.step,
+                                     "elapsed_seconds": round(self.clock.elapsed, 2),
+                                     "learning_rate": self.learning_rate,
+                                     "train_loss": self.loss_sum / max(self.loss_count, 1),
+                                     "frames_per_second": self.session_frames / seconds, **metrics})
 
     def _save(self, reason: str) -> None:
         """Checkpoint and model file, written only from finite weights; a full disk or a
@@ -595,14 +607,11 @@ class _Session:
                 "epoch_loss_sum": self.loss_sum, "epoch_loss_count": self.loss_count,
                 "last_metrics": self.metrics, "reason": reason,
             }
-            try:
+            with _writing(self.directory):
                 save_checkpoint(self.checkpoint_path, payload)
                 stage.export(self.run, {"steps": self.step, "epochs_trained": self.epoch,
                                         "seconds": round(self.clock.elapsed, 1),
                                         "metrics": self.metrics})
-            except OSError as error:
-                raise input_error(self.directory, f"cannot be written ({error.strerror or error})"
-                                  ) from None
         self.saved_step, self.last_save = self.step, time.monotonic()
         distributed.barrier(self.context)
 
@@ -618,11 +627,8 @@ class _Session:
         if describe:  # as comments, so the file stays a recipe that --config reads
             text = "".join(f"# {line}\n" for line in
                            yaml.safe_dump(describe, sort_keys=False).splitlines()) + text
-        try:
-            with atomic_file(self.directory / "config.yaml") as temporary:
-                temporary.write_text(text)
-        except OSError as error:
-            raise input_error(self.directory, f"cannot be written ({error.strerror or error})") from None
+        with atomic_file(self.directory / "config.yaml") as temporary:
+            temporary.write_text(text)
 
     def _progress_bar(self):
         desc, quiet = f"train {self.stage.name}", self.options.quiet or not self.context.is_main

@@ -193,6 +193,7 @@ def test_recipes_in_configs_match_the_preset_and_the_bundled_vae():
     ("preset: default\nmodel:\n  latent_sise: 8\n", "model: unknown key latent_sise"),
     ("training:\n  epochs: ten\n", "training: epochs: 'ten'"),
     ("preset: huge\n", "preset: 'huge'"),
+    ("training:\n  epochs: 0\n", ": training: epochs 0: must be >= 1"),
     ("[1, 2]\n", "must be a mapping"),
 ])
 def test_a_bad_recipe_names_the_file_and_the_key(tmp_path, text, message):

@@ -59,7 +59,12 @@ def config_from_dict(cls, values, label: str):
         if not _type_ok(value, known[key].type):
             raise DancenetError(f"{label}: {key}: {value!r} is not a valid {known[key].type}")
     values = {key: tuple(value) if isinstance(value, list) else value for key, value in values.items()}
-    return cls(**values)
+    try:
+        return cls(**values)
+    except DancenetError as error:  # a value out of range: say where it came from
+        where, _, section = label.rpartition(": ")
+        prefix = where if where and str(error).startswith(f"{section}:") else label
+        raise DancenetError(f"{prefix}: {error}") from None
 
 
 def preset_of(cls, presets: dict[str, dict], name: str, **values):

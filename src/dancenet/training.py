@@ -29,7 +29,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -409,6 +409,15 @@ def open_run(run: Path, name: str, kind: str, options: RunOptions) -> dict | Non
                                "continue it, --overwrite to start again, or choose another "
                                + ("--out" if kind == "vae" else "--name"))
     return None
+
+
+def resumed_recipe(checkpoint: dict, config_cls, training_cls, budget: TrainingConfig | None):
+    """The (model config, training config) a checkpoint was made with; of ``budget`` only the
+    epochs and minutes are taken (a resumed run may run longer, never differently)."""
+    saved = training_cls.from_dict(checkpoint["training"])
+    budget = budget or saved
+    training = replace(saved, epochs=budget.epochs, minutes=budget.minutes)
+    return config_cls.from_dict(checkpoint["model_config"]), training
 
 
 def _remove_leftovers(run: Path, directory: Path, name: str) -> None:

@@ -29,7 +29,7 @@ from ..config import config_from_dict, load_recipe as read_recipe_file, preset_o
 from ..errors import input_error
 from ..latents import LATENTS_FILE, Latents, load_latents
 from ..training import (RunOptions, Stage, TrainingConfig, TrainResult, fit, make_optimizer,
-                        open_run)
+                        open_run, resumed_recipe)
 from .batches import pair_batches, reset_state, split_clips, stream_batches
 from .mdn import log_likelihood
 from .model import (PRESET_VALUES, LatentScaler, MotionConfig, MotionModel, preset_config,
@@ -118,10 +118,7 @@ def train_motion(run: str | Path, config: MotionConfig | None = None,
         if checkpoint["stage"]["vae_hash"] != latents.vae_hash:
             raise input_error(run / LATENTS_FILE, "was made by another VAE than the checkpoint; "
                                                   "train again without --resume")
-        saved = MotionTraining.from_dict(checkpoint["training"])
-        budget = training or saved
-        training = replace(saved, epochs=budget.epochs, minutes=budget.minutes)
-        config = MotionConfig.from_dict(checkpoint["model_config"])
+        config, training = resumed_recipe(checkpoint, MotionConfig, MotionTraining, training)
     size = latents.mean.shape[1]
     config = replace(config or preset_config("default", size), latent_size=size)
     training = training or preset_training(config.preset)

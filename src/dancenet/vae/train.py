@@ -24,7 +24,7 @@ from ..config import config_from_dict, load_recipe as read_recipe_file, preset_o
 from ..dataset import Dataset
 from ..errors import input_error
 from ..training import (RunOptions, Stage, TrainingConfig, TrainResult, fit, make_optimizer,
-                        open_run)
+                        open_run, resumed_recipe)
 from .augment import augment
 from .loss import intersection_over_union, vae_loss
 from .model import PRESETS, VAE, VAEConfig, check_frame_size, save_vae
@@ -103,10 +103,7 @@ def train_vae(dataset_path: str | os.PathLike, run: str | os.PathLike, config: V
         if checkpoint["stage"]["dataset_hash"] != dataset.manifest_hash:
             raise input_error(dataset.path, "is not the dataset this run was trained on (its "
                                             "manifest hash differs); resume with the same dataset")
-        saved = VAETraining.from_dict(checkpoint["training"])
-        budget = training or saved
-        training = replace(saved, epochs=budget.epochs, minutes=budget.minutes)
-        config = VAEConfig.from_dict(checkpoint["model_config"])
+        config, training = resumed_recipe(checkpoint, VAEConfig, VAETraining, training)
     config = config or VAEConfig(height=dataset.height, width=dataset.width)
     training = training or VAETraining()
     check_frame_size(config, dataset.height, dataset.width, str(dataset.path))

@@ -89,7 +89,9 @@ def save_pretrained(directory: str | os.PathLike, name: str, kind: str,
     text = json.dumps(document, indent=2) + "\n"
     directory.mkdir(parents=True, exist_ok=True)
     with atomic_file(directory / f"{name}.safetensors") as temporary:
-        save_file(tensors, str(temporary), metadata={"format": MODEL_FORMAT, "version": str(MODEL_VERSION)})
+        # one key: safetensors writes its metadata map in a per-process random order, and a
+        # model's bytes (its sha256 names it) must not depend on the process that wrote them
+        save_file(tensors, str(temporary), metadata={"format": f"{MODEL_FORMAT}/{MODEL_VERSION}"})
     with atomic_file(directory / f"{name}.json") as temporary:
         temporary.write_text(text)
 

@@ -31,7 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from dancenet.generate import rollout  # noqa: E402
 from dancenet.motion.model import load_motion  # noqa: E402
-from dancenet.motion.train import TRAIN_PRESETS, load_latents, split_clips, train_motion  # noqa: E402
+from dancenet.latents import load_latents  # noqa: E402
+from dancenet.motion.batches import split_clips  # noqa: E402
+from dancenet.motion.model import preset_config  # noqa: E402
+from dancenet.motion.train import preset_training, train_motion  # noqa: E402
+from dancenet.training import RunOptions  # noqa: E402
 
 CANDIDATES = {
     "2018": ("dancenet-2018", {}, {}),
@@ -145,17 +149,17 @@ def main() -> None:
         run = scratch / name
         run.mkdir(exist_ok=True)
         shutil.copyfile(latents_path, run / "latents.npz")
-        recipe = TRAIN_PRESETS[preset]
         from dataclasses import replace
 
-        recipe = replace(recipe, epochs=1_000_000, minutes=args.minutes, **train_overrides)
+        recipe = replace(preset_training(preset), epochs=None, minutes=args.minutes, **train_overrides)
+        config = replace(preset_config(preset, latents.mean.shape[1]), **model_overrides)
         started = time.perf_counter()
-        result = train_motion(run, preset, model_overrides, recipe, quiet=True)
+        result = train_motion(run, config, recipe, RunOptions(quiet=True, overwrite=True))
         model, scaler, _ = load_motion(run)
         health = rollout_health(model, scaler, latents, train_rows, val_ranges, latents.fps)
         cool = rollout_health(model, scaler, latents, train_rows, val_ranges, latents.fps,
                               sigma_temperature=0.5)
-        print(f"{name:<10} {result.steps:>6} {result.val_nll:>9.2f} {health['speed']:>6.2f} "
+        print(f"{name:<10} {result.step:>6} {result.metrics.get('val_nll_nats_per_frame', float('nan')):>9.2f} {health['speed']:>6.2f} "
               f"{health['freeze']:>7.3f} {health['loop']:>6.3f} {health['off']:>6.2f}   | "
               f"{cool['speed']:.2f} {cool['freeze']:.3f} {cool['loop']:.3f} {cool['off']:.2f}"
               f"   ({time.perf_counter() - started:.0f} s)", flush=True)

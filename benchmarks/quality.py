@@ -13,7 +13,6 @@ CMU salsa BVH files). Defaults: the bundled model beside runs/dancenet-2018.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -46,9 +45,11 @@ def reference_dataset(data: Path, run: Path, source_fps: float, workdir: Path):
 
     if (data / "manifest.json").is_file():
         return Dataset(data)
-    config = json.loads((run / "vae.json").read_text())
-    options = PrepareOptions(height=int(config["height"]), width=int(config["width"]),
-                             fps=float(config.get("fps", 30.0)), source_fps=source_fps, quiet=True)
+    from dancenet.checkpoint import read_model_info
+
+    vae = read_model_info(run, "vae", "vae")
+    options = PrepareOptions(height=int(vae.config["height"]), width=int(vae.config["width"]),
+                             fps=float(vae.metadata.get("fps", 30.0)), source_fps=source_fps, quiet=True)
     return prepare([data], workdir / "reference", options)
 
 

@@ -22,7 +22,7 @@ import time
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # before torch allocates anything
 
 
-def training_rate(model, optimizer, frames, micro_batch, steps) -> float:
+def training_rate(model, optimizer, frames, micro_batch, steps, beta) -> float:
     """Frames per second of full optimiser steps on ``frames`` (n, H, W) uint8."""
     import torch
 
@@ -35,7 +35,7 @@ def training_rate(model, optimizer, frames, micro_batch, steps) -> float:
         for chunk in batch.split(micro_batch):
             output, mean, log_var = model(chunk, generator)
             loss, _, _ = vae_loss(output, chunk, mean, log_var, model.decoder.outputs_logits,
-                                  model.config.beta)
+                                  beta)
             (loss * len(chunk) / len(batch)).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -83,7 +83,8 @@ def main(argv=None) -> int:
 
     from dancenet.dataset import Dataset
     from dancenet.vae.model import VAE, preset_config
-    from dancenet.vae.train import _make_optimizer
+    from dancenet.training import make_optimizer
+    from dancenet.vae.train import preset_training
 
     dataset = Dataset(args.dataset)
     rng = np.random.default_rng(0)
@@ -95,22 +96,23 @@ def main(argv=None) -> int:
     print(f"dataset {dataset.path}: {len(dataset)} frames {dataset.width}x{dataset.height}; "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
     models, optimizers, batches = {}, {}, {}
+    recipes = {name: preset_training(name) for name in presets}
     for name, config in presets.items():
         torch.manual_seed(0)
         models[name] = VAE(config)
-        optimizers[name] = _make_optimizer(models[name], config)
-        batches[name] = dataset.frames_at(np.sort(rng.choice(len(dataset), config.batch_size,
+        optimizers[name] = make_optimizer(models[name], recipes[name])
+        batches[name] = dataset.frames_at(np.sort(rng.choice(len(dataset), recipes[name].batch_size,
                                                              replace=False)))
     # each preset's own inference batch (32 frames for 2018 keeps it near 1.5 GB)
     inference_frames = dataset.frames_at(np.sort(rng.choice(len(dataset), 256, replace=False)))
     results = {name: {"train": 0.0, "encode": 0.0, "decode": 0.0} for name in presets}
     for round_index in range(args.rounds):
         for name, model in models.items():
-            config = presets[name]
+            config, recipe = presets[name], recipes[name]
             model.train()
             steps = 2 if name == "dancenet-2018" else 10
             train = training_rate(model, optimizers[name], batches[name],
-                                  config.micro_batch or config.batch_size, steps)
+                                  recipe.micro_batch or recipe.batch_size, steps, recipe.beta)
             model.eval()
             encode, decode = inference_rates(model, inference_frames[:config.inference_batch_size],
                                              4 if name == "dancenet-2018" else 8)
@@ -130,16 +132,20 @@ def main(argv=None) -> int:
           f"bf16 {presets['default'].bf16}, {encoder + decoder:,} parameters")
 
     if args.budget_minutes:
-        from dancenet.vae.train import TrainOptions, train_vae
+        from dataclasses import replace
+
+        from dancenet.training import RunOptions
+        from dancenet.vae.train import train_vae
 
         print(f"\ntraining each preset for {args.budget_minutes} min (same validation clip)", flush=True)
         with tempfile.TemporaryDirectory() as directory:
             for name, config in presets.items():
-                result = train_vae(dataset.path, os.path.join(directory, name), config,
-                                   TrainOptions(minutes=args.budget_minutes, quiet=True,
-                                                checkpoint_every=10 ** 9))
-                print(f"{name:14s} steps {result.step:6d}  val IoU {result.val_iou:.4f}  "
-                      f"val loss {result.val_loss:.1f}", flush=True)
+                recipe = replace(recipes[name], epochs=None, minutes=args.budget_minutes,
+                                 checkpoint_every=None, checkpoint_minutes=None)
+                result = train_vae(dataset.path, os.path.join(directory, name), config, recipe,
+                                   RunOptions(quiet=True))
+                print(f"{name:14s} steps {result.step:6d}  val IoU {result.metrics['val_iou']:.4f}  "
+                      f"val loss {result.metrics['val_loss']:.1f}", flush=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory {peak:.0f} MiB")
     return 0

@@ -64,8 +64,14 @@ def test_reference_scores_itself_well_and_shuffled_badly(reference, tmp_path):
     assert_self_contained((out / "index.html").read_text())
 
 
+def model_file(kind, val_clips):
+    """The JSON half of a model file (dancenet.checkpoint's format) recording held-out clips."""
+    return {"format": "dancenet-model", "version": 2, "kind": kind, "config": {},
+            "metadata": {"val_clips": val_clips}}
+
+
 def test_held_out_clips_come_from_the_run(reference, tmp_path):
-    (tmp_path / "vae.json").write_text(json.dumps({"val_clips": ["take1"]}))
+    (tmp_path / "vae.json").write_text(json.dumps(model_file("vae", ["take1"])))
     names = suite.validation_clips(tmp_path)
     held_out = suite.make_reference(reference, names)
     assert names == ["take1"] and held_out.role == "held-out clips"
@@ -97,7 +103,7 @@ def test_evaluate_cli_with_a_stand_in_model(reference, tmp_path, monkeypatch, ca
 
     run = tmp_path / "run"
     run.mkdir()
-    (run / "motion.json").write_text(json.dumps({"val_clips": ["take2"]}))
+    (run / "motion.json").write_text(json.dumps(model_file("motion", ["take2"])))
     monkeypatch.setattr(dancenet, "load", lambda path, motion_name="motion": StandIn())
     out = tmp_path / "report"
     assert main(["evaluate", str(run), "--reference", str(reference.path), "--seconds", "3", "--samples", "2",

@@ -164,7 +164,7 @@ def test_bad_outputs_and_runs(run, tmp_path, capsys):
     for name in ("motion.safetensors", "motion.json"):
         (bare / name).write_bytes((run / name).read_bytes())
     metadata = json.loads((bare / "motion.json").read_text())
-    metadata["vae_hash"] = "0" * 64
+    metadata["metadata"]["vae_hash"] = "0" * 64
     (bare / "motion.json").write_text(json.dumps(metadata))
     assert generate(bare, tmp_path / "out.mp4") == 2
     assert "another VAE" in capsys.readouterr().err

@@ -8,10 +8,13 @@ import pytest
 import torch
 
 from dancenet.cli import main
+from dancenet.latents import load_latents
+from dancenet.motion.batches import split_clips, stream_batches
 from dancenet.motion.model import (PRESETS, LatentScaler, MotionConfig, MotionModel,
-                                   count_parameters, load_motion, preset_config, save_motion)
-from dancenet.motion.train import (TRAIN_PRESETS, TrainConfig, load_latents, load_recipe,
-                                   split_clips, stream_batches, train_motion)
+                                   count_parameters, load_motion, preset_config, save_motion,
+                                   validation_nll)
+from dancenet.motion.train import MotionTraining, load_recipe, preset_training, train_motion
+from dancenet.training import RunOptions
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -34,6 +37,11 @@ def write_latents(path, clips=4, length=90, size=6, seed=0, fps=30.0, vae_hash="
 
 
 TINY = dict(hidden_size=24, num_layers=2, num_mixtures=3)
+QUIET = RunOptions(quiet=True)
+
+
+def tiny_motion(preset="default", **overrides):
+    return replace(preset_config(preset, 6), **{**TINY, **overrides})
 
 
 @pytest.mark.parametrize("config", [
@@ -69,7 +77,7 @@ def test_the_2018_preset_has_the_original_architecture():
     head = 1000 * (24 + 2 * 24 * 128) + (24 + 2 * 24 * 128)
     assert count_parameters(model) == lstm + dense + head
     assert (config.num_layers, config.dropout, config.num_mixtures, config.stateless) == (3, 0.4, 24, True)
-    train = TRAIN_PRESETS["dancenet-2018"]
+    train = preset_training("dancenet-2018")
     assert (train.learning_rate, train.batch_size, train.sequence_length) == (5e-4, 1024, 1)
 
 
@@ -106,22 +114,24 @@ def test_training_learns_and_resuming_equals_an_uninterrupted_run(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     write_latents(run / "latents.npz")
-    recipe = TrainConfig(epochs=20, batch_size=4, sequence_length=16, val_clips=1,
-                         learning_rate=1e-2, input_noise=0.05, latent_source="sample")
+    recipe = MotionTraining(epochs=20, batch_size=4, sequence_length=16, val_clips=1,
+                            learning_rate=1e-2, input_noise=0.05, latent_source="sample",
+                            keep_best=False)
     untrained = MotionModel(MotionConfig(latent_size=6, **TINY))
-    full = train_motion(run, "default", TINY, recipe, quiet=True)
+    full = train_motion(run, tiny_motion(), recipe, QUIET)
     reference, scaler, metadata = load_motion(run)
     assert metadata["vae_hash"] == "v1" and metadata["val_clips"] == ["take2"]
     # learning: the held-out NLL is far below an untrained model's
     latents = torch.from_numpy(load_latents(run / "latents.npz").mean)
-    from dancenet.motion.train import validation_nll
     held_out = [(180, 270)]
-    assert full.val_nll == pytest.approx(validation_nll(reference, scaler, latents, held_out), rel=1e-5)
-    assert full.val_nll < validation_nll(untrained, scaler, latents, held_out) - 5
+    nll = full.metrics["val_nll_nats_per_frame"]
+    assert nll == pytest.approx(validation_nll(reference, scaler, latents, held_out), rel=1e-5)
+    assert nll < validation_nll(untrained, scaler, latents, held_out) - 5
     # interrupted after 7 steps (mid-epoch, with carried state), then resumed
-    train_motion(run, "default", TINY, recipe, quiet=True, name="split", max_steps=7)
-    resumed = train_motion(run, quiet=True, name="split", resume=True)
-    assert resumed.steps == full.steps
+    first = train_motion(run, tiny_motion(), recipe, RunOptions(quiet=True, max_steps=7), name="split")
+    assert first.stopped == "max_steps" and first.step == 7
+    resumed = train_motion(run, options=RunOptions(quiet=True, resume=True), name="split")
+    assert resumed.step == full.step
     split, _, _ = load_motion(run, "split")
     for key, value in reference.state_dict().items():
         assert torch.equal(value, split.state_dict()[key]), key
@@ -129,26 +139,40 @@ def test_training_learns_and_resuming_equals_an_uninterrupted_run(tmp_path):
     assert [row.split(",")[0] for row in metrics[1:]] == [str(epoch) for epoch in range(1, recipe.epochs + 1)]
 
 
+def test_keep_best_exports_the_epoch_with_the_lowest_held_out_nll(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    write_latents(run / "latents.npz")
+    recipe = MotionTraining(epochs=6, batch_size=4, sequence_length=16, val_clips=1,
+                            learning_rate=3e-2, keep_best=True)
+    train_motion(run, tiny_motion(), recipe, QUIET)
+    _, _, metadata = load_motion(run)
+    rows = (run / "motion-train" / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    values = [float(dict(zip(header, row.split(",")))["val_nll_nats_per_frame"]) for row in rows[1:]]
+    best = int(np.argmin(values))
+    assert metadata["exported_epoch"] == best + 1
+    assert metadata["val_nll_nats_per_frame"] == pytest.approx(values[best], rel=1e-4)
+
+
 def test_the_2018_preset_trains_one_frame_at_a_time(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     write_latents(run / "latents.npz")
-    recipe = replace(TRAIN_PRESETS["dancenet-2018"], epochs=2, batch_size=64)
-    result = train_motion(run, "dancenet-2018", dict(hidden_size=16, dense_size=20), recipe,
-                          name="baseline", quiet=True)
+    recipe = preset_training("dancenet-2018", epochs=2, batch_size=64)
+    config = replace(preset_config("dancenet-2018", 6), hidden_size=16, dense_size=20)
+    result = train_motion(run, config, recipe, QUIET, name="baseline")
     model, scaler, metadata = load_motion(run, "baseline")
-    assert model.config.stateless and scaler.kind == "minmax" and result.steps == 2 * -(-3 * 89 // 64)
-    assert np.isfinite(result.val_nll)
+    assert model.config.stateless and scaler.kind == "minmax" and result.step == 2 * -(-3 * 89 // 64)
+    assert np.isfinite(result.metrics["val_nll_nats_per_frame"])
 
 
 def test_recipes_in_configs_match_the_presets():
     for preset, filename in (("default", "motion-default.yaml"),
                              ("dancenet-2018", "motion-dancenet-2018.yaml")):
-        name, model, training = load_recipe(CONFIGS / filename)
-        assert name == preset
-        merged = MotionConfig.from_dict({**asdict(PRESETS[preset]), **model})
-        assert merged == PRESETS[preset], filename
-        assert training == TRAIN_PRESETS[preset], filename
+        model, training = load_recipe(CONFIGS / filename)
+        assert model == PRESETS[preset], filename
+        assert training == preset_training(preset), filename
 
 
 def test_cli_bad_inputs_are_one_line_errors(tmp_path, capsys):
@@ -165,4 +189,27 @@ def test_cli_bad_inputs_are_one_line_errors(tmp_path, capsys):
     capsys.readouterr()
     assert main(["train", "motion", str(tmp_path), "--resume", "--learning-rate", "0.1", "--quiet"]) == 2
     assert "--learning-rate cannot change it" in capsys.readouterr().err
-    assert not (tmp_path / "motion.json").exists()
+    for name in ("../x", "/tmp/x", "a/b", ".hidden", ""):
+        assert main(["train", "motion", str(tmp_path), "--name", name, "--quiet"]) == 2
+        assert "not a path" in capsys.readouterr().err
+    assert main(["train", "motion", str(tmp_path), "--device", "bogus", "--quiet"]) == 2
+    assert "--device bogus" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["train", "motion", str(tmp_path), "--device", "cuda", "--quiet"]) == 2
+        assert "CUDA is not available" in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["latents.npz"]
+
+
+def test_an_existing_motion_model_is_replaced_only_with_overwrite(tmp_path, capsys):
+    write_latents(tmp_path / "latents.npz")
+    recipe = tmp_path.parent / f"{tmp_path.name}-tiny.yaml"
+    recipe.write_text("model: {hidden_size: 16, num_layers: 1, num_mixtures: 2}\n"
+                      "training: {epochs: 1, batch_size: 4, sequence_length: 16}\n")
+    tiny = ["--config", str(recipe), "--quiet"]
+    assert main(["train", "motion", str(tmp_path), *tiny]) == 0
+    before = (tmp_path / "motion.safetensors").read_bytes()
+    assert main(["train", "motion", str(tmp_path), *tiny, "--seed", "3"]) == 2
+    assert "already holds a trained motion model" in capsys.readouterr().err
+    assert (tmp_path / "motion.safetensors").read_bytes() == before
+    assert main(["train", "motion", str(tmp_path), *tiny, "--seed", "3", "--overwrite"]) == 0
+    assert (tmp_path / "motion.safetensors").read_bytes() != before

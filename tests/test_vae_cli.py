@@ -25,7 +25,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     dataset = make_dataset(root / "data", clips=2, frames=24)
     recipe = root / "tiny.yaml"
-    recipe.write_text("vae:\n  preset: default\n  channels: [8, 16]\ntraining:\n  epochs: 2\n")
+    recipe.write_text("preset: default\nmodel:\n  channels: [8, 16]\ntraining:\n  epochs: 2\n")
     assert main(["train", "vae", dataset, "--out", root / "run", "--config", recipe, *TINY]) == 0
     return dataset, root / "run", recipe
 
@@ -59,7 +59,13 @@ def test_resume_continues_and_extends(trained):
     (["train", "vae", "{tmp}/nothing", "--out", "{tmp}/run"], "no such dataset"),
     (["train", "vae", "{data}", "--out", "{tmp}/run", "--preset", "dancenet-2018"], "208x120"),
     (["train", "vae", "{data}", "--out", "{run}"], "already holds a trained VAE"),
-    (["train", "vae", "{data}", "--out", "{tmp}/fresh", "--resume"], "no such run"),
+    (["train", "vae", "{data}", "--out", "{tmp}/fresh", "--resume"], "no checkpoint to resume"),
+    (["train", "vae", "{data}", "--out", "{run}", "--resume", "--batch-size", "8"],
+     "--batch-size cannot change it"),
+    (["train", "vae", "{data}", "--out", "{run}", "--resume", "--overwrite"], "choose one"),
+    (["train", "vae", "{data}", "--out", "{tmp}/run", "--device", "bogus"], "--device bogus"),
+    (["train", "vae", "{data}", "--out", "{tmp}/run", "--config", "{data}/manifest.json"],
+     "unknown key"),
     (["train", "vae", "{data}", "--out", "{tmp}/run", "--config", "{tmp}/none.yaml"], "no such recipe"),
     (["train", "vae", "{data}", "--out", "{tmp}/run", "--val-clips", "nope"], "no clip named"),
     (["encode", "{tmp}/missing", "{data}"], "no such run"),
@@ -76,6 +82,7 @@ def test_bad_input_is_one_line_and_exit_2(trained, tmp_path, capsys, arguments, 
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and error[0].startswith("dancenet: error:") and message in error[0]
     assert not (tmp_path / "out.mp4").exists() and not (tmp_path / "out.gif").exists()
+    assert not (tmp_path / "run").exists() and not (tmp_path / "fresh").exists()
 
 
 def test_corrupt_checkpoint_on_resume_is_exit_2(trained, tmp_path, capsys):
@@ -88,3 +95,17 @@ def test_corrupt_checkpoint_on_resume_is_exit_2(trained, tmp_path, capsys):
     checkpoint.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 2])
     assert main(["train", "vae", dataset, "--out", copy, "--resume", "--quiet"]) == 2
     assert "corrupt or truncated" in capsys.readouterr().err
+
+
+def test_a_run_writes_its_recipe_and_the_recipe_trains_the_same_model(trained, tmp_path):
+    import json
+
+    dataset, run, _ = trained
+    assert main(["train", "vae", dataset, "--out", tmp_path / "again", "--config",
+                 run / "vae-train/config.yaml", "--epochs", "1", "--quiet"]) == 0
+    first, second = (json.loads((folder / "vae.json").read_text()) for folder in (run, tmp_path / "again"))
+    assert first["config"] == second["config"]
+    first["metadata"]["training"].pop("epochs")
+    second["metadata"]["training"].pop("epochs")
+    assert first["metadata"]["training"] == second["metadata"]["training"]
+    assert first["metadata"]["val_clips"] == second["metadata"]["val_clips"]

@@ -15,7 +15,7 @@ from dancenet.vae.model import VAE, VAEConfig, preset_config
 
 
 def tiny(**overrides):
-    values = dict(channels=(8, 16), latent_size=8, batch_size=16)
+    values = dict(channels=(8, 16), latent_size=8)
     values.update(overrides)
     return preset_config("default", 32, 48, **values)
 
@@ -77,9 +77,8 @@ def test_2018_preset_refuses_other_frame_sizes_and_latent_sizes():
         preset_config("dancenet-2018", 120, 208, latent_size=16)
 
 
-@pytest.mark.parametrize("bad", [dict(latent_size=0), dict(batch_size=0), dict(learning_rate=-1.0),
-                                 dict(optimizer="sgd"), dict(channels=()), dict(preset="huge"),
-                                 dict(augment_scale=0.5), dict(augment_rotate=-1.0)])
+@pytest.mark.parametrize("bad", [dict(latent_size=0), dict(channels=()), dict(preset="huge"),
+                                 dict(normalization="layer"), dict(patch_size=0)])
 def test_config_is_validated_on_construction(bad):
     values = dict(height=32, width=48)
     values.update(bad)
@@ -87,9 +86,23 @@ def test_config_is_validated_on_construction(bad):
         VAEConfig(**values)
 
 
-def test_config_round_trips_through_a_dict():
-    config = tiny(beta=0.5, augment_scale=0.1, augment_rotate=5.0)
-    assert VAEConfig.from_dict({**config.to_dict(), "dataset_hash": "x"}) == config
+@pytest.mark.parametrize("bad", [dict(batch_size=0), dict(learning_rate=-1.0), dict(optimizer="sgd"),
+                                 dict(augment_scale=0.5), dict(augment_rotate=-1.0),
+                                 dict(epochs=None, minutes=None), dict(checkpoint_every=0)])
+def test_training_config_is_validated_on_construction(bad):
+    from dancenet.vae.train import VAETraining
+
+    with pytest.raises(DancenetError):
+        VAETraining(**bad)
+
+
+def test_config_round_trips_through_a_dict_and_refuses_unknown_keys():
+    config = tiny(bf16=False)
+    assert VAEConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(DancenetError, match="unknown key learning_rate"):
+        VAEConfig.from_dict({**config.to_dict(), "learning_rate": 0.1})
+    with pytest.raises(DancenetError, match="latent_size: 'eight'"):
+        VAEConfig.from_dict({**config.to_dict(), "latent_size": "eight"})
 
 
 def test_frames_of_another_size_are_a_user_error():
@@ -159,18 +172,35 @@ def test_rng_states_round_trip_through_a_weights_only_checkpoint(tmp_path):
 
 
 def test_recipes_in_configs_match_the_preset_and_the_bundled_vae():
-    import json
     from pathlib import Path
 
-    import yaml
+    from dancenet.vae import load
+    from dancenet.vae.train import load_recipe, preset_training
 
     root = Path(__file__).resolve().parents[1]
+    for preset in ("default", "dancenet-2018"):
+        config, training = load_recipe(root / "configs" / f"vae-{preset}.yaml")
+        assert config == preset_config(preset, 120, 208)
+        assert training == preset_training(preset)
+    config, training = load_recipe(root / "configs" / "vae-salsa-bundled.yaml")
+    bundled = load(root / "src/dancenet/pretrained/salsa")
+    assert config == bundled.config
+    assert {**training.__dict__, **bundled.metadata["training"]} == training.__dict__
 
-    def recipe(name):
-        values = dict(yaml.safe_load((root / "configs" / name).read_text())["vae"])
-        return preset_config(values.pop("preset"), 120, 208, **values)
 
-    assert recipe("vae-default.yaml") == preset_config("default", 120, 208)
-    assert recipe("vae-dancenet-2018.yaml") == preset_config("dancenet-2018", 120, 208)
-    bundled = json.loads((root / "src/dancenet/pretrained/salsa/vae.json").read_text())
-    assert recipe("vae-salsa-bundled.yaml") == VAEConfig.from_dict(bundled)
+@pytest.mark.parametrize("text, message", [
+    ("vae:\n  latent_size: 8\n", "unknown key vae"),
+    ("preset: default\nmodel:\n  latent_sise: 8\n", "model: unknown key latent_sise"),
+    ("training:\n  epochs: ten\n", "training: epochs: 'ten'"),
+    ("preset: huge\n", "preset: 'huge'"),
+    ("training:\n  epochs: 0\n", ": training: epochs 0: must be >= 1"),
+    ("[1, 2]\n", "must be a mapping"),
+])
+def test_a_bad_recipe_names_the_file_and_the_key(tmp_path, text, message):
+    from dancenet.vae.train import load_recipe
+
+    path = tmp_path / "recipe.yaml"
+    path.write_text(text)
+    with pytest.raises(DancenetError) as error:
+        load_recipe(path)
+    assert str(path) in str(error.value) and message in str(error.value)

@@ -14,7 +14,9 @@ import torch
 
 from dancenet.checkpoint import load_checkpoint
 from dancenet.errors import DancenetError
-from dancenet.vae import TrainOptions, encode_frames, load, preset_config, train_vae, write_latents
+from dancenet.training import RunOptions
+from dancenet.vae import encode_frames, load, preset_config, write_latents
+from dancenet.vae.train import VAETraining, train_vae
 from dancenet.dataset import Dataset
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -24,9 +26,20 @@ from vae_helpers import make_dataset  # noqa: E402
 
 
 def tiny_config(**overrides):
-    values = dict(channels=(8, 16), latent_size=8, batch_size=16, learning_rate=3e-3)
+    values = dict(channels=(8, 16), latent_size=8)
     values.update(overrides)
     return preset_config("default", 32, 48, **values)
+
+
+def recipe(**overrides):
+    values = dict(epochs=3, batch_size=16, learning_rate=3e-3, checkpoint_every=1000,
+                  checkpoint_minutes=None)
+    values.update(overrides)
+    return VAETraining(**values)
+
+
+QUIET = RunOptions(quiet=True)
+RESUME = RunOptions(quiet=True, resume=True)
 
 
 @pytest.fixture(scope="module")
@@ -34,14 +47,8 @@ def dataset(tmp_path_factory):
     return make_dataset(tmp_path_factory.mktemp("data") / "synthetic", clips=3, frames=40)
 
 
-def options(**overrides):
-    values = dict(epochs=3, quiet=True, checkpoint_every=1000)
-    values.update(overrides)
-    return TrainOptions(**values)
-
-
 def test_tiny_model_learns(dataset, tmp_path):
-    result = train_vae(dataset, tmp_path / "run", tiny_config(), options(epochs=12))
+    result = train_vae(dataset, tmp_path / "run", tiny_config(), recipe(epochs=12), QUIET)
     rows = (tmp_path / "run/vae-train/metrics.csv").read_text().splitlines()
     header = rows[0].split(",")
     values = [dict(zip(header, row.split(","))) for row in rows[1:]]
@@ -54,12 +61,13 @@ def test_tiny_model_learns(dataset, tmp_path):
 
 
 def test_resume_after_interruption_equals_uninterrupted(dataset, tmp_path):
-    whole = train_vae(dataset, tmp_path / "whole", tiny_config(), options())
-    first = train_vae(dataset, tmp_path / "split", tiny_config(), options(max_steps=7, checkpoint_every=3))
+    whole = train_vae(dataset, tmp_path / "whole", tiny_config(), recipe(), QUIET)
+    first = train_vae(dataset, tmp_path / "split", tiny_config(), recipe(checkpoint_every=3),
+                      RunOptions(quiet=True, max_steps=7))
     assert first.stopped == "max_steps" and first.step == 7
     # weights_only loading works on the raw file
     torch.load(tmp_path / "split/vae-train/checkpoint.pt", weights_only=True)
-    resumed = train_vae(dataset, tmp_path / "split", None, options(resume=True))
+    resumed = train_vae(dataset, tmp_path / "split", None, None, RESUME)
     assert resumed.step == whole.step and resumed.stopped == "finished"
     for name, value in whole.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[name], value, rtol=0, atol=1e-6)
@@ -80,7 +88,7 @@ def test_signal_saves_a_checkpoint_and_stops(dataset, tmp_path, monkeypatch):
 
     monkeypatch.setattr(train_module, "_noise_generator", interrupting)
     previous = signal.getsignal(signal.SIGTERM)
-    result = train_vae(dataset, tmp_path / "run", tiny_config(), options())
+    result = train_vae(dataset, tmp_path / "run", tiny_config(), recipe(), QUIET)
     assert result.stopped == f"signal:{int(signal.SIGTERM)}" and result.step == 4
     assert load_checkpoint(tmp_path / "run/vae-train/checkpoint.pt")["step"] == 4
     assert signal.getsignal(signal.SIGTERM) == previous
@@ -98,15 +106,48 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(dataset, tmp_path, mo
         return (total * float("nan") if calls["count"] > 5 else total), reconstruction, kl
 
     monkeypatch.setattr(train_module, "vae_loss", poisoned)
-    with pytest.raises(DancenetError, match="step 5.*last good checkpoint"):
-        train_vae(dataset, tmp_path / "run", tiny_config(), options())
+    with pytest.raises(DancenetError, match="step 5.*last good checkpoint.*step 5"):
+        train_vae(dataset, tmp_path / "run", tiny_config(), recipe(checkpoint_every=5), QUIET)
     checkpoint = load_checkpoint(tmp_path / "run/vae-train/checkpoint.pt")
-    assert checkpoint["step"] == 5  # the end of the first epoch (5 steps), before the bad step
+    assert checkpoint["step"] == 5  # the checkpoint before the bad step
+    assert all(torch.isfinite(value).all() for value in checkpoint["model"].values())
+    assert load(tmp_path / "run").vae_hash  # the model file of that step still loads
+
+
+def test_diverged_weights_are_never_saved(dataset, tmp_path, monkeypatch):
+    import dancenet.vae.train as train_module
+
+    original = train_module.VAEStage.train_step
+
+    def exploding(self, step, position):
+        loss = original(self, step, position)
+        if step == 6:  # a finite loss, but the weights blow up in this update
+            with torch.no_grad():
+                next(self.model.parameters()).fill_(float("inf"))
+        return loss
+
+    monkeypatch.setattr(train_module.VAEStage, "train_step", exploding)
+    with pytest.raises(DancenetError, match="weights became NaN or infinite at step 7.*step 6"):
+        train_vae(dataset, tmp_path / "run", tiny_config(), recipe(checkpoint_every=1), QUIET)
+    checkpoint = load_checkpoint(tmp_path / "run/vae-train/checkpoint.pt")
+    assert checkpoint["step"] == 6
     assert all(torch.isfinite(value).all() for value in checkpoint["model"].values())
 
 
+def test_an_error_before_the_first_checkpoint_leaves_no_run_folder(dataset, tmp_path, monkeypatch):
+    import dancenet.vae.train as train_module
+
+    def poisoned(*args, **kwargs):
+        raise DancenetError("disk on fire")
+
+    monkeypatch.setattr(train_module, "vae_loss", poisoned)
+    with pytest.raises(DancenetError, match="disk on fire"):
+        train_vae(dataset, tmp_path / "run", tiny_config(), recipe(), QUIET)
+    assert not (tmp_path / "run").exists()
+
+
 def test_saved_model_loads_back_identically(dataset, tmp_path):
-    result = train_vae(dataset, tmp_path / "run", tiny_config(), options(epochs=1))
+    result = train_vae(dataset, tmp_path / "run", tiny_config(), recipe(epochs=1), QUIET)
     vae = load(tmp_path / "run")
     digest = hashlib.sha256((tmp_path / "run/vae.safetensors").read_bytes()).hexdigest()
     assert vae.vae_hash == digest and vae.config == result.model.config
@@ -119,7 +160,7 @@ def test_saved_model_loads_back_identically(dataset, tmp_path):
 
 
 def test_encode_writes_latents_and_refuses_another_frame_size(dataset, tmp_path):
-    train_vae(dataset, tmp_path / "run", tiny_config(), options(epochs=1))
+    train_vae(dataset, tmp_path / "run", tiny_config(), recipe(epochs=1), QUIET)
     path = write_latents(tmp_path / "run", dataset, quiet=True)
     latents = np.load(path)
     data = Dataset(dataset)
@@ -135,21 +176,22 @@ def test_encode_writes_latents_and_refuses_another_frame_size(dataset, tmp_path)
     with pytest.raises(DancenetError, match="48x40"):
         write_latents(tmp_path / "run", other, quiet=True)
     with pytest.raises(DancenetError, match="48x40"):
-        train_vae(other, tmp_path / "new", tiny_config(), options(epochs=1))
+        train_vae(other, tmp_path / "new", tiny_config(), recipe(epochs=1), QUIET)
 
 
 def test_bad_runs_and_checkpoints_are_user_errors(dataset, tmp_path):
     with pytest.raises(DancenetError, match="no such run"):
         load(tmp_path / "missing")
-    with pytest.raises(DancenetError, match="no such run"):
-        train_vae(dataset, tmp_path / "missing", None, options(resume=True))
-    train_vae(dataset, tmp_path / "run", tiny_config(), options(epochs=1))
+    with pytest.raises(DancenetError, match="no checkpoint to resume"):
+        train_vae(dataset, tmp_path / "missing", None, None, RESUME)
+    assert not (tmp_path / "missing").exists()
+    train_vae(dataset, tmp_path / "run", tiny_config(), recipe(epochs=1), QUIET)
     with pytest.raises(DancenetError, match="already holds"):
-        train_vae(dataset, tmp_path / "run", tiny_config(), options(epochs=1))
+        train_vae(dataset, tmp_path / "run", tiny_config(), recipe(epochs=1), QUIET)
     checkpoint = tmp_path / "run/vae-train/checkpoint.pt"
     checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
     with pytest.raises(DancenetError, match="corrupt or truncated"):
-        train_vae(dataset, tmp_path / "run", None, options(resume=True))
+        train_vae(dataset, tmp_path / "run", None, None, RESUME)
     weights = tmp_path / "run/vae.safetensors"
     weights.write_bytes(weights.read_bytes()[:500])
     with pytest.raises(DancenetError, match="corrupt or truncated"):
@@ -161,11 +203,14 @@ import sys
 import torch
 import torch.distributed as dist
 from safetensors.torch import save_file
-from dancenet.vae import TrainOptions, preset_config, train_vae
+from dancenet.training import RunOptions
+from dancenet.vae import preset_config
+from dancenet.vae.train import VAETraining, train_vae
 
 dataset, run, out = sys.argv[1:4]
-config = preset_config("default", 32, 48, channels=(8, 16), latent_size=8, batch_size=16)
-result = train_vae(dataset, run, config, TrainOptions(epochs=1, max_steps=3, quiet=True))
+config = preset_config("default", 32, 48, channels=(8, 16), latent_size=8)
+result = train_vae(dataset, run, config, VAETraining(epochs=1, batch_size=16),
+                   RunOptions(max_steps=3, quiet=True))
 rank = int(__import__("os").environ["RANK"])
 save_file({k: v.contiguous() for k, v in result.model.state_dict().items()}, f"{out}/rank{rank}.safetensors")
 """
@@ -199,7 +244,7 @@ def test_two_process_ddp_ranks_hold_identical_weights(dataset, tmp_path):
 
 
 def test_augmentation_mirrors_zooms_turns_and_stays_binary_and_reproducible():
-    from dancenet.vae.train import augment
+    from dancenet.vae.augment import augment
 
     frames = torch.zeros(32, 1, 40, 60)
     frames[..., 10:30, 12:22] = 1  # a 20x10 upright bar left of centre

@@ -37,20 +37,21 @@ def main() -> int:
 
 def bundle(args) -> int:
     from dancenet.atomic import atomic_file
-    from dancenet.checkpoint import load_model, save_model
-    from dancenet.generate import write_prime_file
+    from dancenet.checkpoint import load_pretrained, save_pretrained
+    from dancenet.latents import write_prime_file
 
     for name in ("vae.safetensors", "vae.json", f"{args.motion}.safetensors", f"{args.motion}.json",
                  "latents.npz"):
         if not (args.run / name).is_file():
             print(f"tools/bundle.py: error: {args.run / name} is missing", file=sys.stderr)
             return 2
-    state_dict, config = load_model(args.run, args.motion)  # a bad motion model: nothing written
+    motion = load_pretrained(args.run, args.motion, "motion")  # a bad motion model: nothing written
     for name in ("vae.safetensors", "vae.json"):
         with atomic_file(args.out / name) as temporary:
             shutil.copyfile(args.run / name, temporary)
-    save_model(args.out, "motion", {key: value.half() if value.is_floating_point() else value
-                                    for key, value in state_dict.items()}, config)
+    save_pretrained(args.out, "motion", "motion",
+                    {key: value.half() if value.is_floating_point() else value
+                     for key, value in motion.state_dict.items()}, motion.config, motion.metadata)
     write_prime_file(args.run, args.out / "prime.npz", seconds=args.prime_seconds)
     total = sum(path.stat().st_size for path in args.out.iterdir())
     print(f"bundled {args.run} into {args.out}: {total / 2 ** 20:.1f} MB")

@@ -13,7 +13,7 @@ Priming (``prime="CLIP:FRAME"``): the model first reads the real latents of up t
 video holds only the generated continuation. Latents come from ``RUN/latents.npz`` or, for a run
 without one (the bundled model), ``prime.npz``: the same keys as ``latents.npz`` (``mean``,
 ``clip_names``, ``clip_starts``, ``clip_stops``, ``fps``, ``vae_hash``) holding the first
-``seconds`` of every clip as float16 (see :func:`write_prime_file`).
+``seconds`` of every clip as float16 (see :mod:`dancenet.latents`).
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ import numpy as np
 import torch
 
 from .errors import DancenetError, input_error
+from .latents import LATENTS_FILE, PRIME_FILE, load_latents
 from .runtime import torch_threads
 
 CHUNK = 64
 DECODE_CHUNK = 256
 PRIME_SECONDS = 2.0
-PRIME_FILE = "prime.npz"
 
 
 BUNDLED_DIRECTORY = Path(__file__).parent / "pretrained" / "salsa"
@@ -169,9 +169,7 @@ class Dancer:
 
     def prime_latents(self, prime: str) -> torch.Tensor:
         """Real raw latent means (frames, L) of the clip named in ``prime`` ("CLIP[:FRAME]")."""
-        from .motion.train import load_latents
-
-        path = self.directory / "latents.npz"
+        path = self.directory / LATENTS_FILE
         if not path.is_file():
             path = self.directory / PRIME_FILE
         if not path.is_file():
@@ -329,31 +327,3 @@ def load(run: str | os.PathLike | None = None, device: str | torch.device = "cpu
     if motion.config.latent_size != vae.config.latent_size:
         raise input_error(directory / f"{motion_name}.json", "latent size differs from the VAE's")
     return Dancer(vae, motion, scaler, metadata, directory, device)
-
-
-def write_prime_file(run: str | os.PathLike, out: str | os.PathLike, seconds: float = 4.0) -> Path:
-    """Keep the first ``seconds`` of every clip's latents from ``RUN/latents.npz`` in ``out``.
-
-    Used when bundling a model without its full latents; the file has latents.npz's keys with
-    ``mean`` in float16 (about 0.25 KB per frame for 128-d latents).
-    """
-    from .atomic import atomic_file
-    from .motion.train import load_latents
-
-    latents = load_latents(Path(run) / "latents.npz")
-    keep = max(1, round(seconds * latents.fps))
-    pieces, stops = [], []
-    for index in range(len(latents.clip_names)):
-        start, stop = int(latents.offsets[index]), int(latents.offsets[index + 1])
-        pieces.append(latents.mean[start:min(stop, start + keep)])
-        stops.append(len(pieces[-1]))
-    stops = np.cumsum(stops)
-    with atomic_file(out) as temporary:
-        with open(temporary, "wb") as handle:
-            np.savez_compressed(handle, mean=np.concatenate(pieces).astype(np.float16),
-                                clip_names=np.array(latents.clip_names),
-                                clip_starts=np.concatenate([[0], stops[:-1]]).astype(np.int64),
-                                clip_stops=stops.astype(np.int64), fps=np.float64(latents.fps),
-                                vae_hash=np.array(latents.vae_hash),
-                                dataset_hash=np.array(latents.dataset_hash))
-    return Path(out)

@@ -36,9 +36,18 @@ def resolve_device(name: str | None):
 
     if name in (None, "", "cpu"):
         return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise DancenetError(f"--device {name}: CUDA is not available on this machine")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise DancenetError(f"--device {name}: not a device; use cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise DancenetError(f"--device {name}: dancenet runs on cpu or cuda")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DancenetError(f"--device {name}: CUDA is not available on this machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DancenetError(f"--device {name}: this machine has {torch.cuda.device_count()} "
+                                "CUDA device(s)")
     return device
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import positive_float, positive_int
+from .training_args import add_training_arguments, recipe_from_args, run_options
 
 EPILOG = """\
 presets:
@@ -22,7 +22,8 @@ examples:
 
 Reads RUN/latents.npz (from `dancenet encode`); writes RUN/NAME.safetensors + RUN/NAME.json and
 the training state in RUN/NAME-train/ (checkpoint.pt, metrics.csv, config.yaml, events/).
-Ctrl-C saves a checkpoint; --resume continues from it.
+Ctrl-C saves a checkpoint; --resume continues from it. An existing RUN/NAME model is only
+replaced with --overwrite.
 """
 
 
@@ -32,62 +33,25 @@ def register(commands, train_commands, common) -> None:
         epilog=EPILOG, help="train the motion model on a run's latents",
         description="Train a motion model (recurrent net + mixture-density head) on RUN/latents.npz.")
     parser.add_argument("run", metavar="RUN", help="run directory holding latents.npz")
-    parser.add_argument("--preset", default=None, choices=("default", "dancenet-2018"),
-                        help="model and training recipe (default: default)")
-    parser.add_argument("--config", metavar="YAML", help="a recipe file such as configs/motion-default.yaml")
     parser.add_argument("--name", default="motion",
-                        help="model name inside RUN (default motion -> RUN/motion.*)")
-    budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--epochs", type=positive_int, help="epochs to train (total, counting resumed ones)")
-    budget.add_argument("--minutes", type=positive_float,
-                        help="wall-clock budget in minutes for the whole run (a resumed run counts its "
-                             "earlier sessions)")
-    parser.add_argument("--val-clips", default=None, metavar="N|NAMES",
-                        help="held-out clips: a count, comma-separated names, or auto (default auto, ~15%%)")
-    parser.add_argument("--batch-size", type=positive_int, help="override the recipe's batch size")
-    parser.add_argument("--learning-rate", type=positive_float, help="override the recipe's learning rate")
-    parser.add_argument("--seed", type=int, help="random seed (default 0)")
-    parser.add_argument("--resume", action="store_true", help="continue from RUN/NAME-train/checkpoint.pt")
-    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+                        help="model name inside RUN (default motion -> RUN/motion.*); a name, not a path")
+    add_training_arguments(parser, "RUN/NAME-train/checkpoint.pt")
     parser.set_defaults(handler=run_train_motion)
 
 
 def run_train_motion(args) -> int:
-    from dataclasses import replace
+    from ..motion.model import PRESETS
+    from ..motion.train import load_recipe, preset_training, train_motion
 
-    from ..errors import DancenetError
-    from ..motion.train import TRAIN_PRESETS, load_recipe, train_motion
-    from ..runtime import resolve_device
-
-    device = resolve_device(args.device)
-    preset, model_overrides = args.preset or "default", {}
-    train_config = TRAIN_PRESETS[preset]
-    if args.config:
-        preset, model_overrides, train_config = load_recipe(args.config)
-        if args.preset and args.preset != preset:
-            raise DancenetError(f"--preset {args.preset} contradicts {args.config} (preset {preset})")
-    fixed = [flag for flag, value in (("--batch-size", args.batch_size), ("--learning-rate", args.learning_rate),
-                                      ("--seed", args.seed), ("--val-clips", args.val_clips),
-                                      ("--config", args.config)) if value is not None]
-    if args.resume and fixed:
-        raise DancenetError(f"--resume continues the saved recipe; {', '.join(fixed)} cannot change it "
-                            "(only --epochs and --minutes can; train under a new --name instead)")
-    overrides = {"epochs": args.epochs, "batch_size": args.batch_size,
-                 "learning_rate": args.learning_rate, "seed": args.seed, "val_clips": args.val_clips}
-    overrides = {key: value for key, value in overrides.items() if value is not None}
-    if args.minutes is not None:
-        overrides["minutes"] = args.minutes
-        overrides.setdefault("epochs", 1_000_000)  # the clock decides
-    train_config = replace(train_config, **overrides)
-    result = train_motion(args.run, preset=preset, model_config=model_overrides,
-                          train_config=train_config if (overrides or args.config or not args.resume) else None,
-                          name=args.name, resume=args.resume, device=device, quiet=args.quiet)
+    config, training = recipe_from_args(args, PRESETS, preset_training, load_recipe)
+    result = train_motion(args.run, config, training, run_options(args), name=args.name)
     if not args.quiet:
-        held_out = "no validation clips" if result.val_nll is None else \
-            f"held-out NLL {result.val_nll:.2f} nats/frame"
-        print(f"trained {args.name} ({preset}, {result.parameters:,} parameters): {result.epochs} "
-              f"epochs, {result.steps} steps in {result.seconds / 60:.1f} min, {held_out}; "
-              f"wrote {args.run}/{args.name}.safetensors")
-    if result.stop_signal:
-        return 128 + result.stop_signal  # 130 for Ctrl-C, 143 for SIGTERM, as the VAE's training
-    return 130 if result.interrupted else 0
+        from ..motion.model import count_parameters
+
+        nll = result.metrics.get("val_nll_nats_per_frame")
+        held_out = "no validation clips" if nll is None else f"held-out NLL {nll:.2f} nats/frame"
+        print(f"trained {args.name} ({result.model.config.preset}, "
+              f"{count_parameters(result.model):,} parameters): {result.epoch} epochs, "
+              f"{result.step} steps in {result.seconds / 60:.1f} min ({result.stopped}), "
+              f"{held_out}; wrote {args.run}/{args.name}.safetensors")
+    return result.exit_code

@@ -6,7 +6,6 @@ the motion model) and the report (report.py). No drawing and no file formats her
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -59,39 +58,19 @@ class Evaluation:
 
 
 def validation_clips(run: str | os.PathLike, motion_name: str = "motion") -> list[str] | int | None:
-    """The validation clips a run recorded (names or a count), or None when it recorded none.
+    """The validation clips a run recorded (``val_clips`` in the metadata of RUN/MOTION.json,
+    else of RUN/vae.json), or None when it recorded none."""
+    from ..checkpoint import read_model_info
 
-    Looked up as ``val_clips`` / ``validation_clips`` in RUN/motion.json, RUN/vae.json and the
-    training ``config.yaml`` files, first found wins.
-    """
-    run = Path(run)
-    candidates = [(run / f"{motion_name}.json", json.loads), (run / "vae.json", json.loads),
-                  (run / f"{motion_name}-train" / "config.yaml", None),
-                  (run / "vae-train" / "config.yaml", None)]
-    for path, parse in candidates:
-        if not path.is_file():
+    for name, kind in ((motion_name, "motion"), ("vae", "vae")):
+        if not (Path(run) / f"{name}.json").is_file():
             continue
         try:
-            if parse is None:
-                import yaml
-
-                data = yaml.safe_load(path.read_text())
-            else:
-                data = parse(path.read_text())
-        except Exception:  # a broken config is reported by the loader that needs it, not here
+            names = read_model_info(run, name, kind).metadata.get("val_clips")
+        except DancenetError:  # a broken model file is reported by the loader that needs it
             continue
-        if not isinstance(data, dict):
-            continue
-        for section in (data, data.get("config") or {}, data.get("train") or {}, data.get("training") or {}):
-            if not isinstance(section, dict):
-                continue
-            for key in ("val_clips", "validation_clips"):
-                value = section.get(key)
-                if isinstance(value, str):  # "3", "take1,take4" or "auto" (not a recorded split)
-                    value = int(value) if value.isdigit() else [name.strip() for name in value.split(",")
-                                                                if name.strip() and value != "auto"]
-                if value and isinstance(value, (list, tuple, int)):
-                    return list(value) if isinstance(value, (list, tuple)) else value
+        if names and isinstance(names, list):
+            return names
     return None
 
 
@@ -120,6 +99,36 @@ def _even_indices(clips: list[Clip], limit: int) -> np.ndarray:
     return indices
 
 
+@dataclass(frozen=True)
+class MetricSettings:
+    """Every metric setting, named once; all of them are written into the report's JSON."""
+
+    loop_threshold: float = metrics.LOOP_THRESHOLD
+    loop_window_seconds: float = 1.0        # a loop compares windows of this length
+    freeze_min_seconds: float = 0.5         # a freeze is a still run of at least this long
+    copied_iou: float = 0.95                # a frame this close to a training frame is copied
+    max_reference_frames: int = MAX_REFERENCE_FRAMES
+    memorisation_library_frames: int = 4000  # training frames a generated frame is matched against
+    diversity_takes: int = 5                # real takes compared with each other (<= 10 pairs)
+    diversity_seconds: float = 30.0
+
+
+@dataclass
+class ReferenceLevels:
+    """What real dance scores: the yardsticks (and fitted features) every video is compared with."""
+
+    clips: list[Clip]
+    frames: list[np.ndarray]
+    energy: np.ndarray
+    freeze_threshold: float
+    loop_min_motion: float
+    feature: FrechetFeature
+    windows: np.ndarray
+    library: np.ndarray
+    memorisation: np.ndarray | None
+    level: dict
+
+
 def evaluate_videos(videos: dict[str, np.ndarray], reference: Reference, *,
                     loop_threshold: float = metrics.LOOP_THRESHOLD,
                     feature_config: FeatureConfig = FeatureConfig(),
@@ -133,11 +142,39 @@ def evaluate_videos(videos: dict[str, np.ndarray], reference: Reference, *,
     """
     from ..progress import progress
 
-    dataset = reference.dataset
-    fps, height, width = dataset.fps, dataset.height, dataset.width
+    settings = MetricSettings(loop_threshold=loop_threshold)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
+    long_clips = _check_inputs(videos, reference, feature_config)
+    levels = reference_levels(reference, long_clips, settings, feature_config, max(map(len, videos.values())))
+    timings["reference_levels"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    per_video = {name: _video_metrics(name, metrics.as_binary(video), levels, reference.dataset.fps, settings)
+                 for name, video in progress(videos.items(), total=len(videos), desc="evaluate",
+                                             unit="video", quiet=quiet)}
+    timings["videos"] = time.perf_counter() - clock
+    summary = _summary(videos, per_video, levels, settings)
+    reference_level = dict(levels.level)
+    if extra:
+        summary.update({key: value for key, value in extra.items() if not key.startswith("reference_")})
+        reference_level.update({key[len("reference_"):]: value for key, value in extra.items()
+                                if key.startswith("reference_")})
+    result = report_json(reference, levels, settings, summary, reference_level,
+                         [item["sample"] for item in per_video.values()], timings)
+    return Evaluation(metrics=result, videos=dict(videos), reference_frames=levels.frames,
+                      fps=reference.dataset.fps, energy={n: v["energy"] for n, v in per_video.items()},
+                      reference_energy=levels.energy, freeze={n: v["freeze"] for n, v in per_video.items()},
+                      loops={n: v["loops"] for n, v in per_video.items()},
+                      artifacts={n: v["artifacts"] for n, v in per_video.items()},
+                      memorisation={n: v["memorisation"] for n, v in per_video.items()},
+                      reference_memorisation=levels.memorisation, timings=timings)
 
+
+def _check_inputs(videos: dict[str, np.ndarray], reference: Reference,
+                  feature_config: FeatureConfig) -> list[Clip]:
+    """The reference clips long enough to evaluate against; user errors for unusable input."""
+    dataset = reference.dataset
+    fps, height, width = dataset.fps, dataset.height, dataset.width
     window = max(2, int(round(feature_config.window_seconds * fps)))
     long_clips = [clip for clip in reference.clips if clip.length >= 2 * window]
     if not long_clips:
@@ -153,168 +190,142 @@ def evaluate_videos(videos: dict[str, np.ndarray], reference: Reference, *,
         if len(video) < 2 * window:
             raise DancenetError(f"{name}: {len(video)} frames is too short to evaluate; need at least "
                                 f"{2 * window} ({2 * window / fps:.2f} s)")
-    reference_frames = [dataset.clip_frames(clip).astype(bool) for clip in long_clips]
-    timings["load_reference"] = time.perf_counter() - clock
+    return long_clips
 
-    clock = time.perf_counter()
-    reference_energy = np.concatenate([metrics.motion_energy(clip) for clip in reference_frames])
-    threshold = metrics.freeze_threshold(reference_energy, height * width)
-    loop_min_motion = metrics.LOOP_MIN_MOTION_SHARE * float(np.median(reference_energy))
-    reference_freeze = np.concatenate([metrics.freeze_mask(metrics.motion_energy(clip), threshold, fps)
-                                       for clip in reference_frames])
-    timings["motion_energy_and_freeze"] = time.perf_counter() - clock
 
-    clock = time.perf_counter()
-    feature = FrechetFeature.fit(reference_frames, fps, feature_config)
-    reference_windows = feature.transform(reference_frames)
-    first_half, second_half = _halves(reference_frames)
+def reference_levels(reference: Reference, long_clips: list[Clip], settings: MetricSettings,
+                     feature_config: FeatureConfig, video_length: int) -> ReferenceLevels:
+    """How real dance scores on every metric, and the fitted features videos are compared with."""
+    dataset, fps = reference.dataset, reference.dataset.fps
+    frames = [dataset.clip_frames(clip).astype(bool) for clip in long_clips]
+    energy = np.concatenate([metrics.motion_energy(clip) for clip in frames])
+    threshold = metrics.freeze_threshold(energy, dataset.height * dataset.width)
+    loop_min_motion = metrics.LOOP_MIN_MOTION_SHARE * float(np.median(energy))
+    freeze = np.concatenate([metrics.freeze_mask(metrics.motion_energy(clip), threshold, fps,
+                                                 settings.freeze_min_seconds) for clip in frames])
+    feature = FrechetFeature.fit(frames, fps, feature_config)
+    first_half, second_half = _halves(frames)
     try:
         floor = frechet_distance(feature.transform(first_half), feature.transform(second_half))
     except ValueError:
         floor = None  # too little reference to split; the report says so
-    timings["frechet_fit_and_floor"] = time.perf_counter() - clock
+    loops = [metrics.loop_analysis(clip, fps, settings.loop_window_seconds, threshold=settings.loop_threshold,
+                                   min_motion=loop_min_motion) for clip in frames]
+    looping = np.concatenate([(loop.best_similarity >= settings.loop_threshold) & loop.moving for loop in loops])
+    similarity = np.concatenate([loop.best_similarity for loop in loops])
+    sample = dataset.frames_at(_even_indices(long_clips, settings.max_reference_frames))
+    artifacts = metrics.artifact_analysis(sample)
+    library = dataset.frames_at(_even_indices(reference.training_clips, settings.memorisation_library_frames))
+    memorisation = metrics.best_match_iou(sample, library) if reference.role == "held-out clips" else None
+    chosen = np.unique(np.linspace(0, len(frames) - 1, min(settings.diversity_takes, len(frames))).round().astype(int))
+    length = min(video_length, int(settings.diversity_seconds * fps))
+    diversity_clips = [frames[index][:length] for index in chosen]
+    if len(diversity_clips) == 1:
+        diversity_clips = list(first_half[:1]) + list(second_half[:1])
+    level = {
+        "freeze_ratio": float(freeze.mean()),
+        "loop_ratio": float(looping.mean()) if len(looping) else None,
+        "loop_best_similarity_p95": float(np.percentile(similarity, 95)) if len(looping) else None,
+        "artifact_ratio": artifacts.ratio,
+        "empty_frame_ratio": artifacts.empty_ratio,
+        "frechet_distance": floor,
+        "motion_energy": metrics.energy_summary(energy),
+        "memorisation_mean_best_iou": float(memorisation.mean()) if memorisation is not None else None,
+        "copied_frame_ratio": (float((memorisation >= settings.copied_iou).mean())
+                               if memorisation is not None else None),
+        "diversity": metrics.diversity(diversity_clips) if len(diversity_clips) > 1 else None,
+    }
+    return ReferenceLevels(long_clips, frames, energy, threshold, loop_min_motion, feature,
+                           feature.transform(frames), library, memorisation, level)
 
-    # Reference levels: how real dance scores on the same metrics (the yardstick beside each figure).
-    clock = time.perf_counter()
-    reference_loops = [metrics.loop_analysis(clip, fps, threshold=loop_threshold, min_motion=loop_min_motion)
-                       for clip in reference_frames]
-    reference_loop = np.concatenate([(loop.best_similarity >= loop_threshold) & loop.moving
-                                     for loop in reference_loops])
-    reference_similarity = np.concatenate([loop.best_similarity for loop in reference_loops])
-    sample_indices = _even_indices(long_clips, MAX_REFERENCE_FRAMES)
-    reference_artifacts = metrics.artifact_analysis(dataset.frames_at(sample_indices))
-    timings["reference_levels"] = time.perf_counter() - clock
 
-    clock = time.perf_counter()
-    training_indices = _even_indices(reference.training_clips, 4000)
-    library = dataset.frames_at(training_indices)
-    reference_memorisation = None
-    if reference.role == "held-out clips":
-        reference_memorisation = metrics.best_match_iou(dataset.frames_at(sample_indices), library)
-    timings["memorisation_reference"] = time.perf_counter() - clock
+def _video_metrics(name: str, video: np.ndarray, levels: ReferenceLevels, fps: float,
+                   settings: MetricSettings) -> dict:
+    """One video's per-frame arrays and its row of the report (``sample``)."""
+    energy = metrics.motion_energy(video)
+    freeze = metrics.freeze_mask(energy, levels.freeze_threshold, fps, settings.freeze_min_seconds)
+    loops = metrics.loop_analysis(video, fps, settings.loop_window_seconds, threshold=settings.loop_threshold,
+                                  min_motion=levels.loop_min_motion)
+    artifact = metrics.artifact_analysis(video)
+    windows = levels.feature.transform([video])
+    memorisation = metrics.best_match_iou(video, levels.library)
+    sample = {
+        "name": name, "frames": int(len(video)), "seconds": len(video) / fps,
+        "motion_energy": metrics.energy_summary(energy), "freeze_ratio": float(freeze.mean()),
+        "loop_ratio": loops.ratio, "artifact_ratio": artifact.ratio,
+        "empty_frame_ratio": artifact.empty_ratio,
+        "frechet_distance": frechet_distance(windows, levels.windows),
+        "memorisation_mean_best_iou": float(memorisation.mean()),
+        "copied_frame_ratio": float((memorisation >= settings.copied_iou).mean()),
+    }
+    return {"energy": energy, "freeze": freeze, "loops": loops, "artifacts": artifact.per_frame,
+            "windows": windows, "memorisation": memorisation, "sample": sample}
 
-    energy, freeze, loops, artifacts, memorisation, windows, samples = {}, {}, {}, {}, {}, {}, []
-    section_times = {"motion_energy": 0.0, "loops": 0.0, "artifacts": 0.0, "frechet": 0.0, "memorisation": 0.0}
-    for name, video in progress(videos.items(), total=len(videos), desc="evaluate", unit="video", quiet=quiet):
-        video = metrics.as_binary(video)
-        start = time.perf_counter()
-        energy[name] = metrics.motion_energy(video)
-        freeze[name] = metrics.freeze_mask(energy[name], threshold, fps)
-        section_times["motion_energy"] += time.perf_counter() - start
-        start = time.perf_counter()
-        loops[name] = metrics.loop_analysis(video, fps, threshold=loop_threshold, min_motion=loop_min_motion)
-        section_times["loops"] += time.perf_counter() - start
-        start = time.perf_counter()
-        artifact = metrics.artifact_analysis(video)
-        artifacts[name] = artifact.per_frame
-        section_times["artifacts"] += time.perf_counter() - start
-        start = time.perf_counter()
-        windows[name] = feature.transform([video])
-        section_times["frechet"] += time.perf_counter() - start
-        start = time.perf_counter()
-        memorisation[name] = metrics.best_match_iou(video, library)
-        section_times["memorisation"] += time.perf_counter() - start
-        samples.append({
-            "name": name,
-            "frames": int(len(video)),
-            "seconds": len(video) / fps,
-            "motion_energy": metrics.energy_summary(energy[name]),
-            "freeze_ratio": float(freeze[name].mean()),
-            "loop_ratio": loops[name].ratio,
-            "artifact_ratio": artifact.ratio,
-            "empty_frame_ratio": artifact.empty_ratio,
-            "frechet_distance": frechet_distance(windows[name], reference_windows),
-            "memorisation_mean_best_iou": float(memorisation[name].mean()),
-            "copied_frame_ratio": float((memorisation[name] >= 0.95).mean()),
-        })
-    timings.update(section_times)
 
-    clock = time.perf_counter()
+def _summary(videos: dict[str, np.ndarray], per_video: dict[str, dict], levels: ReferenceLevels,
+             settings: MetricSettings) -> dict:
+    """The metrics pooled over every video."""
     names = list(videos)
-    pooled_energy = np.concatenate([energy[name] for name in names])
-    pooled_windows = np.concatenate([windows[name] for name in names])
-    pooled_memorisation = np.concatenate([memorisation[name] for name in names])
-    total_frames = sum(len(videos[name]) for name in names)
-    foreground = {name: metrics.as_binary(videos[name]).sum() for name in names}
-    artifact_pixels = sum(float((artifacts[name] * metrics.as_binary(videos[name]).sum(axis=(1, 2))).sum())
+    pooled = {key: np.concatenate([per_video[name][key] for name in names])
+              for key in ("energy", "windows", "memorisation", "freeze")}
+    samples = [per_video[name]["sample"] for name in names]
+    foreground = sum(metrics.as_binary(videos[name]).sum() for name in names)
+    artifact_pixels = sum(float((per_video[name]["artifacts"] * metrics.as_binary(videos[name]).sum(axis=(1, 2))).sum())
                           for name in names)
+    floor = levels.level["frechet_distance"]
     summary = {
-        "freeze_ratio": float(np.concatenate([freeze[name] for name in names]).mean()),
-        "loop_ratio": float(np.concatenate([(loops[name].best_similarity >= loop_threshold) & loops[name].moving
-                                            for name in names]).mean()),
-        "artifact_ratio": artifact_pixels / max(sum(foreground.values()), 1),
-        "empty_frame_ratio": float(sum(s["empty_frame_ratio"] * s["frames"] for s in samples) / total_frames),
-        "frechet_distance": frechet_distance(pooled_windows, reference_windows),
+        "freeze_ratio": float(pooled["freeze"].mean()),
+        "loop_ratio": float(np.concatenate([(per_video[name]["loops"].best_similarity >= settings.loop_threshold)
+                                            & per_video[name]["loops"].moving for name in names]).mean()),
+        "artifact_ratio": artifact_pixels / max(foreground, 1),
+        "empty_frame_ratio": float(sum(s["empty_frame_ratio"] * s["frames"] for s in samples)
+                                   / sum(s["frames"] for s in samples)),
+        "frechet_distance": frechet_distance(pooled["windows"], levels.windows),
         "frechet_real_vs_real": floor,
-        "motion_energy": metrics.energy_summary(pooled_energy),
-        "motion_energy_wasserstein": _wasserstein(pooled_energy, reference_energy),
-        "memorisation_mean_best_iou": float(pooled_memorisation.mean()),
-        "copied_frame_ratio": float((pooled_memorisation >= 0.95).mean()),
+        "motion_energy": metrics.energy_summary(pooled["energy"]),
+        "motion_energy_wasserstein": _wasserstein(pooled["energy"], levels.energy),
+        "memorisation_mean_best_iou": float(pooled["memorisation"].mean()),
+        "copied_frame_ratio": float((pooled["memorisation"] >= settings.copied_iou).mean()),
         "diversity": metrics.diversity([videos[name] for name in names]) if len(names) > 1 else None,
     }
     if floor:
         summary["frechet_over_real_vs_real"] = summary["frechet_distance"] / floor
-    # Between real takes: at most 5 takes (10 pairs) of at most 30 s, plenty for a level.
-    chosen = np.unique(np.linspace(0, len(reference_frames) - 1, min(5, len(reference_frames))).round().astype(int))
-    length = min(max(len(v) for v in videos.values()), int(30 * fps))
-    diversity_clips = [reference_frames[index][:length] for index in chosen]
-    if len(diversity_clips) == 1:
-        diversity_clips = list(_halves(reference_frames)[0][:1]) + list(_halves(reference_frames)[1][:1])
-    reference_level = {
-        "freeze_ratio": float(reference_freeze.mean()),
-        "loop_ratio": float(reference_loop.mean()) if len(reference_loop) else None,
-        "loop_best_similarity_p95": float(np.percentile(reference_similarity, 95)) if len(reference_loop) else None,
-        "artifact_ratio": reference_artifacts.ratio,
-        "empty_frame_ratio": reference_artifacts.empty_ratio,
-        "frechet_distance": floor,
-        "motion_energy": metrics.energy_summary(reference_energy),
-        "memorisation_mean_best_iou": (float(reference_memorisation.mean())
-                                       if reference_memorisation is not None else None),
-        "copied_frame_ratio": (float((reference_memorisation >= 0.95).mean())
-                               if reference_memorisation is not None else None),
-        "diversity": metrics.diversity(diversity_clips) if len(diversity_clips) > 1 else None,
-    }
-    if extra:
-        summary.update({key: value for key, value in extra.items() if not key.startswith("reference_")})
-        reference_level.update({key[len("reference_"):]: value for key, value in extra.items()
-                                if key.startswith("reference_")})
-    timings["summary"] = time.perf_counter() - clock
-    result = {
+    return summary
+
+
+def report_json(reference: Reference, levels: ReferenceLevels, settings: MetricSettings, summary: dict,
+                reference_level: dict, samples: list[dict], timings: dict[str, float]) -> dict:
+    """The report's ``metrics.json`` document."""
+    dataset = reference.dataset
+    return {
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "reference": {
-            "path": str(dataset.path),
-            "role": reference.role,
-            "clips": [clip.name for clip in long_clips],
-            "frames": int(sum(clip.length for clip in long_clips)),
+            "path": str(dataset.path), "role": reference.role,
+            "clips": [clip.name for clip in levels.clips],
+            "frames": int(sum(clip.length for clip in levels.clips)),
             "training_clips": [clip.name for clip in reference.training_clips],
-            "fps": fps,
-            "height": height,
-            "width": width,
+            "fps": dataset.fps, "height": dataset.height, "width": dataset.width,
             "manifest_hash": dataset.manifest_hash,
         },
         "settings": {
-            "freeze_threshold": threshold,
-            "freeze_min_seconds": 0.5,
-            "loop_threshold": loop_threshold,
-            "loop_window_seconds": 1.0,
-            "loop_min_motion": loop_min_motion,
-            "artifact_gap_pixels": metrics.default_gap(height),
+            "freeze_threshold": levels.freeze_threshold,
+            "freeze_min_seconds": settings.freeze_min_seconds,
+            "loop_threshold": settings.loop_threshold,
+            "loop_window_seconds": settings.loop_window_seconds,
+            "loop_min_motion": levels.loop_min_motion,
+            "artifact_gap_pixels": metrics.default_gap(dataset.height),
             "empty_share": metrics.EMPTY_SHARE,
-            "frechet_window_frames": feature.window,
-            "frechet_stride_frames": feature.stride,
-            "frechet_dimensions": feature.dimensions,
-            "copied_iou": 0.95,
+            "frechet_window_frames": levels.feature.window,
+            "frechet_stride_frames": levels.feature.stride,
+            "frechet_dimensions": levels.feature.dimensions,
+            "copied_iou": settings.copied_iou,
         },
         "summary": summary,
         "reference_level": reference_level,
         "samples": samples,
         "timings_seconds": {key: round(value, 3) for key, value in timings.items()},
     }
-    return Evaluation(metrics=result, videos=dict(videos), reference_frames=reference_frames, fps=fps,
-                      energy=energy, reference_energy=reference_energy, freeze=freeze, loops=loops,
-                      artifacts=artifacts, memorisation=memorisation,
-                      reference_memorisation=reference_memorisation, timings=timings)
 
 
 def _wasserstein(first: np.ndarray, second: np.ndarray) -> float:
@@ -366,8 +377,7 @@ def model_metrics(run: str | os.PathLike, dataset: Dataset, clips: list[Clip], m
     result["reconstruction_iou"] = float(np.concatenate(scores).mean())
     result["model_frames"] = int(sum(stop - start for start, stop in ranges))
     if (run / f"{motion_name}.safetensors").is_file():
-        from ..motion.model import load_motion
-        from ..motion.train import validation_nll
+        from ..motion.model import load_motion, validation_nll
 
         model, scaler, _ = load_motion(run, motion_name)
         latents = torch.cat(means)

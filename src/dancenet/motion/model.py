@@ -22,16 +22,15 @@ Two presets share this one module:
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..config import check_all, config_from_dict
 from ..errors import DancenetError, input_error
 from .mdn import MixtureParameters
-
-MODEL_FORMAT = "dancenet-motion"
 
 
 @dataclass(frozen=True)
@@ -72,39 +71,19 @@ class MotionConfig:
         check_all(checks, "motion config")
 
     @classmethod
-    def from_dict(cls, values: dict) -> "MotionConfig":
-        return config_from_dict(cls, values, "motion config")
+    def from_dict(cls, values: dict, label: str = "motion config") -> "MotionConfig":
+        return config_from_dict(cls, values, label)
 
 
-def check_all(checks: list[tuple[bool, str]], label: str) -> None:
-    """Raise a user error for the first failed ``(ok, message)`` check of a config."""
-    for ok, message in checks:
-        if not ok:
-            raise DancenetError(f"{label}: {message}")
-
-
-def config_from_dict(cls, values: dict, label: str):
-    """Build the frozen dataclass ``cls`` from a recipe's mapping; unknown or mistyped fields are
-    user errors, not tracebacks."""
-    if not isinstance(values, dict):
-        raise DancenetError(f"{label}: expected a mapping of settings, got {type(values).__name__}")
-    known = {field.name for field in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise DancenetError(f"{label}: unknown fields {', '.join(unknown)}")
-    try:
-        return cls(**values)
-    except TypeError as error:  # e.g. `epochs: ten` compared with a number in __post_init__
-        raise DancenetError(f"{label}: a value has the wrong type ({error})") from None
-
-
-PRESETS = {
-    "dancenet-2018": MotionConfig(
+# The presets: overrides of MotionConfig's defaults (which are the ``default`` preset).
+PRESET_VALUES = {
+    "default": {},
+    "dancenet-2018": dict(
         preset="dancenet-2018", cell="lstm", hidden_size=512, num_layers=3, dropout=0.4,
         dense_size=1000, num_mixtures=24, residual=False, spread="elu", stateless=True,
         scaling="minmax", sampler="2018", feedback="2018-unscaled"),
-    "default": MotionConfig(),
 }
+PRESETS = {name: MotionConfig(**values) for name, values in PRESET_VALUES.items()}
 
 
 def preset_config(name: str, latent_size: int) -> MotionConfig:
@@ -227,35 +206,66 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def save_motion(directory: str | os.PathLike, model: MotionModel, scaler: LatentScaler,
-                metadata: dict, name: str = "motion") -> None:
-    """Write ``NAME.safetensors`` + ``NAME.json`` (config, scaler, vae_hash, fps, size, ...)."""
-    from ..checkpoint import save_model
+                metadata: dict, name: str = "motion", state_dict: dict | None = None) -> None:
+    """Write ``NAME.safetensors`` + ``NAME.json``: the config, and metadata holding the scaler,
+    vae_hash, fps, frame size, sampling temperatures, ... ``state_dict``: weights to write in
+    place of the model's own (e.g. those of its best epoch)."""
+    from ..checkpoint import save_pretrained
 
-    config = {"format": MODEL_FORMAT, "preset": model.config.preset,
-              "config": asdict(model.config), "scaler": scaler.to_dict(), **metadata}
-    save_model(directory, name, model.state_dict(), config)
+    weights = model.state_dict() if state_dict is None else state_dict
+    save_pretrained(directory, name, "motion", weights, asdict(model.config),
+                    {"preset": model.config.preset, "scaler": scaler.to_dict(), **metadata})
 
 
 def load_motion(directory: str | os.PathLike, name: str = "motion",
                 device: torch.device | str = "cpu") -> tuple[MotionModel, LatentScaler, dict]:
-    """Rebuild a saved motion model (in eval mode) -> (model, scaler, metadata json)."""
-    from ..checkpoint import load_model
+    """Rebuild a saved motion model (in eval mode) -> (model, scaler, metadata)."""
+    from ..checkpoint import load_pretrained
 
     directory = Path(directory)
-    if not (directory / f"{name}.json").is_file():
+    path = directory / f"{name}.json"
+    if not path.is_file():
         raise input_error(directory, f"has no motion model ({name}.json); "
                                      f"train one with `dancenet train motion {directory}`")
-    state_dict, metadata = load_model(directory, name, map_location=device)
-    if metadata.get("format") != MODEL_FORMAT:
-        raise input_error(directory / f"{name}.json", "is not a dancenet motion model")
-    model = MotionModel(MotionConfig.from_dict(metadata["config"]))
+    saved = load_pretrained(directory, name, "motion", map_location=device)
+    model = MotionModel(MotionConfig.from_dict(saved.config, f"{path}: config"))
     try:
-        model.load_state_dict(state_dict)
-    except RuntimeError as error:
+        model.load_state_dict(saved.state_dict)
+        scaler = LatentScaler.from_dict(saved.metadata["scaler"])
+    except (RuntimeError, KeyError, TypeError) as error:
         raise input_error(directory / f"{name}.safetensors",
                           f"does not match its config ({str(error).splitlines()[0]})") from None
     model.to(device).eval()
-    return model, LatentScaler.from_dict(metadata["scaler"]).to(device), metadata
+    return model, scaler.to(device), saved.metadata
+
+
+@torch.no_grad()
+def validation_nll(model: MotionModel, scaler: LatentScaler, latents: torch.Tensor,
+                   ranges: list[tuple[int, int]], chunk: int = 512) -> float:
+    """Mean negative log-likelihood of frame t + 1 given frames 0..t, nats per frame, raw units.
+
+    latents: (frames, L) raw latent means; ranges: the clips' rows. The state is carried through
+    each clip from its first frame. Used by training (held-out clips) and by ``evaluate``.
+    """
+    from .mdn import log_likelihood
+
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    device = next(model.parameters()).device
+    for start, stop in ranges:
+        values = scaler.normalise(latents[start:stop].to(device))[None]
+        state = None
+        for first in range(0, values.shape[1] - 1, chunk):
+            targets = values[:, first + 1:first + chunk + 1]
+            inputs = values[:, first:first + chunk][:, :targets.shape[1]]
+            params, state = model(inputs, state)
+            total += float(log_likelihood(params, targets).sum())
+            count += targets.shape[1]
+    model.train(was_training)
+    if count == 0:
+        return float("nan")
+    return -(total / count - scaler.log_det)
 
 
 def nats_per_frame_raw(log_likelihood_model_units: torch.Tensor, scaler: LatentScaler) -> torch.Tensor:
@@ -264,4 +274,4 @@ def nats_per_frame_raw(log_likelihood_model_units: torch.Tensor, scaler: LatentS
 
 
 __all__ = ["MotionConfig", "MotionModel", "LatentScaler", "PRESETS", "preset_config",
-           "save_motion", "load_motion", "count_parameters", "nats_per_frame_raw"]
+           "save_motion", "load_motion", "count_parameters", "nats_per_frame_raw", "validation_nll"]

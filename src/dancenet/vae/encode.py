@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -18,26 +17,17 @@ import torch
 
 from ..dataset import Dataset
 from ..errors import DancenetError, input_error
+from ..latents import LATENTS_FILE, Latents, file_sha256, save_latents
 from .model import VAE, VAEConfig, check_frame_size
-
-LATENTS = "latents.npz"
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load(run_or_dir: str | os.PathLike, device: str | torch.device = "cpu") -> VAE:
     """The trained VAE of a run (or any directory holding ``vae.safetensors`` + ``vae.json``).
 
-    Returns the model in eval mode on ``device`` with ``.config`` and ``.vae_hash`` set.
-    A missing, corrupt or mismatched model file is a :class:`DancenetError` naming the file.
+    Returns the model in eval mode on ``device`` with ``.config``, ``.metadata`` and ``.vae_hash``
+    set. A missing, corrupt or mismatched model file is a :class:`DancenetError` naming the file.
     """
-    from ..checkpoint import load_model
+    from ..checkpoint import load_pretrained
 
     directory = Path(run_or_dir)
     if not directory.is_dir():
@@ -45,19 +35,24 @@ def load(run_or_dir: str | os.PathLike, device: str | torch.device = "cpu") -> V
     if not (directory / "vae.safetensors").is_file():
         raise input_error(directory, "holds no trained VAE (vae.safetensors); "
                                      "train one with `dancenet train vae DATASET --out RUN`")
-    state_dict, config_values = load_model(directory, "vae")
+    saved = load_pretrained(directory, "vae", "vae")
+    config_values, metadata = saved.config, dict(saved.metadata)
+    if saved.version == 1:  # version 1 kept training settings beside the architecture
+        known = set(VAEConfig.__dataclass_fields__)
+        metadata["training"] = {k: v for k, v in config_values.items() if k not in known}
+        config_values = {k: v for k, v in config_values.items() if k in known}
     try:
-        config = VAEConfig.from_dict(config_values)
-    except (TypeError, ValueError, DancenetError) as error:
+        config = VAEConfig.from_dict(config_values, f"{directory / 'vae.json'}: config")
+    except DancenetError as error:
         raise input_error(directory / "vae.json", f"does not describe a VAE ({error})") from None
     model = VAE(config)
     try:
-        model.load_state_dict(state_dict)
+        model.load_state_dict(saved.state_dict)
     except RuntimeError:
         raise input_error(directory / "vae.safetensors",
                           "does not match the architecture in vae.json") from None
     model.vae_hash = file_sha256(directory / "vae.safetensors")
-    model.metadata = config_values
+    model.metadata = metadata
     return model.to(device).eval()
 
 
@@ -82,21 +77,17 @@ def encode_frames(vae: VAE, dataset: Dataset, batch_size: int | None = None, qui
 def write_latents(run: str | os.PathLike, dataset_path: str | os.PathLike, device: str = "cpu",
                   batch_size: int | None = None, quiet: bool = False) -> Path:
     """Encode a dataset with the run's VAE and write ``RUN/latents.npz`` atomically."""
-    from ..atomic import atomic_file
-
     vae = load(run, device)
     dataset = Dataset(dataset_path)
     mean, log_var = encode_frames(vae, dataset, batch_size, quiet)
-    path = Path(run) / LATENTS
-    with atomic_file(path) as temporary:
-        with open(temporary, "wb") as handle:
-            np.savez(handle, mean=mean, log_var=log_var,
-                     clip_names=np.array([clip.name for clip in dataset.clips]),
-                     clip_starts=np.array([clip.start for clip in dataset.clips], dtype=np.int64),
-                     clip_stops=np.array([clip.stop for clip in dataset.clips], dtype=np.int64),
-                     fps=np.float64(dataset.fps), vae_hash=np.array(vae.vae_hash),
-                     dataset_hash=np.array(dataset.manifest_hash))
-    return path
+    offsets = np.concatenate([[0], np.cumsum([clip.length for clip in dataset.clips])])
+    if offsets[-1] != len(mean):  # clips must tile the dataset for the rows to be theirs
+        mean, log_var = (np.concatenate([values[clip.start:clip.stop] for clip in dataset.clips])
+                         for values in (mean, log_var))
+    latents = Latents(mean=mean, log_var=log_var, clip_names=[clip.name for clip in dataset.clips],
+                      offsets=offsets, fps=dataset.fps, vae_hash=vae.vae_hash,
+                      dataset_hash=dataset.manifest_hash)
+    return save_latents(Path(run) / LATENTS_FILE, latents)
 
 
 # --------------------------------------------------------------------------------------------

@@ -17,26 +17,24 @@ its total downsampling factor and crops the output back; the 2018 model needs 12
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..config import config_from_dict, preset_of, to_dict
 from ..errors import DancenetError
 from ..runtime import native_bf16
 
-PRESETS = ("default", "dancenet-2018")
-OPTIMIZERS = ("adamw", "rmsprop")
-SCHEDULES = ("cosine", "constant")
 NORMALIZATIONS = ("batch", "group", "none")
 
 
 @dataclass(frozen=True)
 class VAEConfig:
-    """Everything that defines a VAE and how it is trained; validated on construction.
-
-    Build one with :func:`preset_config` rather than by hand, so preset defaults apply.
+    """The architecture of a VAE: exactly what :class:`VAE` takes, saved as ``vae.json``'s
+    ``config``. Field defaults are the ``default`` preset; training settings live in
+    :class:`dancenet.vae.train.VAETraining`.
     """
 
     preset: str = "default"
@@ -45,27 +43,12 @@ class VAEConfig:
     latent_size: int = 32
     # default architecture: space-to-depth factor, then one strided stage per entry of channels
     patch_size: int = 2
-    channels: tuple[int, ...] = (32, 64, 128)
+    channels: tuple[int, ...] = (48, 96, 192)
     normalization: str = "batch"       # after each hidden convolution: batch, group or none
-    # training
-    learning_rate: float = 2e-3
-    batch_size: int = 64
-    optimizer: str = "adamw"
-    weight_decay: float = 1e-4
-    schedule: str = "cosine"
-    warmup_fraction: float = 0.03
-    beta: float = 1.0                  # weight of the KL term (1 = the plain ELBO)
-    gradient_clip: float = 0.0         # 0 = off
-    epochs: int = 40
-    bf16: bool = False                 # bfloat16 autocast where the hardware has bf16 (loss in float32)
+    # how the forward pass computes (inference too): bfloat16 autocast where the hardware has
+    # bf16 (outputs in float32), and the channels-last memory layout
+    bf16: bool = True
     channels_last: bool = True
-    micro_batch: int = 0               # >0: accumulate gradients in chunks to cap memory
-    # augmentation of training frames: a mirrored dancer and a dancer a few pixels off are still
-    # plausible frames, and they widen the poses seen beyond one dancer's few takes
-    augment_flip: bool = False
-    augment_shift: int = 0             # max pixels of random translation (zero-filled)
-    augment_scale: float = 0.0         # max relative zoom in or out, per frame
-    augment_rotate: float = 0.0        # max degrees of rotation, per frame
 
     def __post_init__(self):
         if self.preset not in PRESETS:
@@ -87,29 +70,9 @@ class VAEConfig:
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
         if self.patch_size < 1:
             raise DancenetError(f"patch_size {self.patch_size}: must be >= 1")
-        if not self.learning_rate > 0:
-            raise DancenetError(f"--learning-rate {self.learning_rate}: must be positive")
-        if self.batch_size < 1:
-            raise DancenetError(f"--batch-size {self.batch_size}: must be >= 1")
-        if self.micro_batch < 0:
-            raise DancenetError(f"micro_batch {self.micro_batch}: must be >= 0")
         if self.normalization not in NORMALIZATIONS:
             raise DancenetError(f"normalization {self.normalization}: choose one of "
                                 f"{', '.join(NORMALIZATIONS)}")
-        if self.optimizer not in OPTIMIZERS:
-            raise DancenetError(f"optimizer {self.optimizer}: choose one of {', '.join(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            raise DancenetError(f"schedule {self.schedule}: choose one of {', '.join(SCHEDULES)}")
-        if not 0 <= self.warmup_fraction < 1:
-            raise DancenetError(f"warmup_fraction {self.warmup_fraction}: must be in [0, 1)")
-        if not self.beta >= 0 or self.weight_decay < 0 or self.gradient_clip < 0:
-            raise DancenetError("beta, weight_decay and gradient_clip must be >= 0")
-        if not 0 <= self.augment_scale < 0.5 or not 0 <= self.augment_rotate <= 45 \
-                or self.augment_shift < 0:
-            raise DancenetError("augment_scale must be in [0, 0.5), augment_rotate in [0, 45] "
-                                "degrees and augment_shift >= 0")
-        if self.epochs < 1:
-            raise DancenetError(f"--epochs {self.epochs}: must be >= 1")
 
     @property
     def downsampling(self) -> int:
@@ -124,40 +87,27 @@ class VAEConfig:
         return 32 if self.preset == "dancenet-2018" else 256
 
     def to_dict(self) -> dict:
-        result = asdict(self)
-        result["channels"] = list(self.channels)
-        return result
+        return to_dict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "VAEConfig":
-        """Rebuild from :meth:`to_dict` output; unknown keys (e.g. dataset_hash) are ignored."""
-        known = {f.name for f in fields(cls)}
-        kwargs = {key: value for key, value in values.items() if key in known}
-        if "channels" in kwargs:
-            kwargs["channels"] = tuple(kwargs["channels"])
-        return cls(**kwargs)
+    def from_dict(cls, values: dict, label: str = "VAE config") -> "VAEConfig":
+        """Rebuild from :meth:`to_dict` output; unknown keys are errors naming ``label``."""
+        return config_from_dict(cls, values, label)
 
 
-# Preset defaults; anything given to preset_config() overrides them.
-PRESET_DEFAULTS = {
-    "default": dict(channels=(48, 96, 192), bf16=True, augment_flip=True, augment_shift=4,
-                    augment_scale=0.08, augment_rotate=6.0),
-    # RMSprop with Keras' defaults (rho 0.9, epsilon 1e-7) as in the original; batch 100.
-    "dancenet-2018": dict(latent_size=128, normalization="none", learning_rate=1e-3, batch_size=100, optimizer="rmsprop",
-                          weight_decay=0.0, schedule="constant", warmup_fraction=0.0, epochs=50,
-                          bf16=False, channels_last=False, micro_batch=25, augment_flip=False,
-                          augment_shift=0),
+# The presets: overrides of VAEConfig's defaults (which are the ``default`` preset).
+PRESETS = {
+    "default": {},
+    "dancenet-2018": dict(preset="dancenet-2018", latent_size=128, normalization="none",
+                          bf16=False, channels_last=False),
 }
 
 
 def preset_config(preset: str = "default", height: int = 120, width: int = 208,
                   **overrides) -> VAEConfig:
-    """The config of a preset for frames of ``height`` x ``width``; ``None`` overrides are skipped."""
-    if preset not in PRESET_DEFAULTS:
-        raise DancenetError(f"--preset {preset}: choose one of {', '.join(PRESETS)}")
-    values = dict(PRESET_DEFAULTS[preset])
-    values.update({key: value for key, value in overrides.items() if value is not None})
-    return VAEConfig(preset=preset, height=height, width=width, **values)
+    """The architecture of a preset for frames of ``height`` x ``width``; ``None`` overrides are
+    skipped."""
+    return preset_of(VAEConfig, PRESETS, preset, height=height, width=width, **overrides)
 
 
 # --------------------------------------------------------------------------------------------
@@ -402,6 +352,14 @@ def build_vae(config: VAEConfig) -> VAE:
     return VAE(config)
 
 
+def save_vae(directory, model: VAE, metadata: dict, name: str = "vae") -> None:
+    """Write ``NAME.safetensors`` + ``NAME.json`` (the config and ``metadata``: fps, dataset_hash,
+    val_clips, training summary); :func:`dancenet.vae.load` reads them back."""
+    from ..checkpoint import save_pretrained
+
+    save_pretrained(directory, name, "vae", model.state_dict(), model.config.to_dict(), metadata)
+
+
 def check_frame_size(config: VAEConfig, height: int, width: int, where: str) -> None:
     """Refuse data whose frame size differs from the model's, naming ``where`` it came from."""
     if (height, width) != (config.height, config.width):
@@ -410,5 +368,5 @@ def check_frame_size(config: VAEConfig, height: int, width: int, where: str) -> 
                             f"--size {config.width}x{config.height} or train a new VAE")
 
 
-__all__ = ["VAE", "VAEConfig", "PRESETS", "preset_config", "build_vae", "check_frame_size",
+__all__ = ["VAE", "VAEConfig", "PRESETS", "preset_config", "build_vae", "check_frame_size", "save_vae",
            "padded_size"]

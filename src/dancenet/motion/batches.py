@@ -1,0 +1,100 @@
+"""How motion training cuts latents into examples: clips split whole into training and validation,
+one-frame pairs (``dancenet-2018``) or truncated-BPTT windows whose streams carry their state.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..errors import DancenetError
+from ..latents import Latents
+
+
+def split_clips(latents: Latents, val_clips) -> tuple[list[int], list[int]]:
+    """Clip indices (train, validation), split by whole clip.
+
+    val_clips: an int count (taken evenly across the clips), names (a list or "a,b"), "auto"
+    (about 15% of the clips, none when there is a single clip) or None / 0.
+    """
+    count = len(latents.clip_names)
+    if val_clips == "auto":
+        val_clips = 0 if count < 2 else max(1, round(0.15 * count))
+    if isinstance(val_clips, (list, tuple)):
+        val_clips = ",".join(val_clips)
+    if isinstance(val_clips, str) and val_clips.isdigit():
+        val_clips = int(val_clips)
+    if not val_clips:
+        return list(range(count)), []
+    if isinstance(val_clips, int):
+        if val_clips >= count:
+            raise DancenetError(f"--val-clips {val_clips}: the latents hold only {count} clips")
+        step = count / val_clips
+        chosen = {int(step * index + step / 2) for index in range(val_clips)}
+    else:
+        names = [name.strip() for name in str(val_clips).split(",") if name.strip()]
+        unknown = [name for name in names if name not in latents.clip_names]
+        if unknown:
+            raise DancenetError(f"--val-clips: no clip named {', '.join(unknown)} "
+                                f"(clips: {', '.join(latents.clip_names)})")
+        chosen = {latents.clip_names.index(name) for name in names}
+        if len(chosen) == count:
+            raise DancenetError("--val-clips: cannot hold out every clip")
+    return [i for i in range(count) if i not in chosen], sorted(chosen)
+
+
+# --------------------------------------------------------------------------------------------
+# Batches
+
+
+def pair_batches(ranges: list[tuple[int, int]], batch_size: int, generator: torch.Generator):
+    """One epoch of (input rows, target rows) for one-frame examples, shuffled -> (batch,) each."""
+    inputs = torch.cat([torch.arange(start, stop - 1) for start, stop in ranges if stop - start > 1])
+    order = inputs[torch.randperm(len(inputs), generator=generator)]
+    for first in range(0, len(order), batch_size):
+        rows = order[first:first + batch_size]
+        yield rows[:, None], torch.ones(len(rows), dtype=torch.bool)
+
+
+def stream_batches(ranges: list[tuple[int, int]], batch_size: int, sequence_length: int,
+                   generator: torch.Generator):
+    """One epoch of truncated-BPTT windows -> (rows (batch, length + 1), reset (batch,)) per step.
+
+    Each of ``batch_size`` streams walks a clip in consecutive windows (the last row of a window
+    is the first of the next); ``reset`` marks streams that just started a new clip, whose carried
+    state must be zeroed. An epoch covers about as many frames as the training clips hold.
+    """
+    usable = [(start, stop) for start, stop in ranges if stop - start > sequence_length]
+    if not usable:
+        raise DancenetError(f"no training clip is longer than sequence_length={sequence_length} "
+                            "frames; lower it or add longer clips")
+    lengths = torch.tensor([stop - start for start, stop in usable], dtype=torch.float)
+    total = int(sum(stop - start - 1 for start, stop in ranges))
+    steps = max(1, math.ceil(total / (batch_size * sequence_length)))
+    positions, stops = [0] * batch_size, [0] * batch_size
+    for _ in range(steps):
+        reset = torch.zeros(batch_size, dtype=torch.bool)
+        windows = []
+        for stream in range(batch_size):
+            if positions[stream] + sequence_length + 1 > stops[stream]:
+                # Longer clips are picked more often, so every frame is about equally likely.
+                clip = int(torch.multinomial(lengths, 1, generator=generator))
+                start, stop = usable[clip]
+                span = stop - start - sequence_length - 1
+                offset = int(torch.randint(0, span + 1, (1,), generator=generator))
+                positions[stream], stops[stream] = start + offset, stop
+                reset[stream] = True
+            windows.append(torch.arange(positions[stream], positions[stream] + sequence_length + 1))
+            positions[stream] += sequence_length
+        yield torch.stack(windows), reset
+
+
+def reset_state(state, reset: torch.Tensor):
+    """Zero the carried state of the streams marked in ``reset`` (batch,); detach the rest."""
+    if state is None:
+        return None
+    keep = (~reset).to(torch.float32)[None, :, None]
+    if isinstance(state, tuple):
+        return tuple((part * keep.to(part.device)).detach() for part in state)
+    return (state * keep.to(state.device)).detach()

@@ -143,3 +143,13 @@ def test_train_help_names_pipeline_and_stages(capsys):
     assert main(["train", "vae", "--help"]) == 0  # the single stages keep their own commands
     assert "DATASET" in capsys.readouterr().out
     assert main(["train", "motion", "--help"]) == 0
+
+
+def test_footage_without_a_dancer_is_refused(tmp_path, capsys):
+    from dancenet.dataset import DatasetWriter
+
+    with DatasetWriter(tmp_path / "empty", 32, 48, 30.0) as writer:
+        writer.add_clip("room", "synthetic", "background", np.zeros((300, 32, 48), np.uint8), 30.0)
+    assert main(["train", tmp_path / "empty", "--out", tmp_path / "run", "--quiet"]) == 2
+    assert "no dancer found" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # nothing half-made is left

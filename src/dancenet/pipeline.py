@@ -1,7 +1,7 @@
 """``dancenet train SOURCE... --out RUN``: from footage to a run that generates, in one call.
 
-The stages, in order: ``prepare`` (video, image folder or BVH -> silhouettes; an existing dataset
-is used as it is), ``vae`` (train the VAE), ``encode`` (latents), ``motion`` (train the motion
+The stages, in order: ``prepare`` (video, image folder or BVH -> silhouettes; a prepared dataset
+is copied), ``vae`` (train the VAE), ``encode`` (latents), ``motion`` (train the motion
 model), ``evaluate`` (generate a few dances and measure them). Each stage is called from exactly
 one small function below (``prepare_stage`` ... ``evaluate_stage``), so the glue stays apart from
 the work.
@@ -11,7 +11,7 @@ Files in RUN besides those of the stages:
     pipeline.json   the plan (sources, budget, split) and each stage's status: resuming reads it
     progress.json   stage, overall fraction, seconds left, latest losses: what the app shows
     preview.png     real frames (top) above the VAE's reconstructions (bottom), while training
-    data/           the prepared dataset (unless SOURCE already was a dataset)
+    data/           the prepared dataset (a SOURCE dataset is copied, so the run stands alone)
     report/         the evaluation report (index.html, metrics.json)
 
 Stopping: Ctrl-C / SIGINT (or setting ``stop``) ends the current stage at its next step with a
@@ -59,6 +59,7 @@ MIN_MOTION_SECONDS = 20.0
 # memorising a single take (copied or looping dances).
 MIN_CLIPS = 4
 MIN_SECONDS = 5.0
+MIN_DANCER_SHARE = 0.002  # of a frame's pixels: less is an empty frame (noise, not a dancer)
 SEGMENT_SECONDS = 15.0
 # Evaluation: dances of this length and count, measured against the held-out pieces.
 EVALUATE_SECONDS = 30.0
@@ -115,8 +116,7 @@ def _new_state(sources: Sequence[str | os.PathLike], minutes: float,
     return {"format": FORMAT, "version": 1,
             "sources": [str(path.resolve()) for path in paths],
             "source_fps": source_fps, "minutes": float(minutes), "budget": plan_budget(minutes),
-            "stages": {stage: {"status": "pending", "seconds": 0.0} for stage in STAGES},
-            "dataset": None}
+            "stages": {stage: {"status": "pending", "seconds": 0.0} for stage in STAGES}}
 
 
 def read_state(run: str | os.PathLike) -> dict | None:
@@ -161,8 +161,9 @@ def _open_state(run: Path, sources, minutes, source_fps, resume: bool, overwrite
     return state
 
 
-def dataset_path(run: Path, state: dict) -> Path:
-    return Path(state["dataset"]) if state.get("dataset") else run / DATASET_DIRECTORY
+def dataset_path(run: Path, state: dict | None = None) -> Path:
+    """RUN/data: the run's own copy of its dataset."""
+    return run / DATASET_DIRECTORY
 
 
 # --------------------------------------------------------------------------------------------
@@ -170,37 +171,52 @@ def dataset_path(run: Path, state: dict) -> Path:
 
 
 def prepare_stage(run: Path, state: dict, quiet: bool) -> str:
-    """Silhouettes in RUN/data (cut into pieces when there are few clips); a dataset is reused."""
+    """Silhouettes in RUN/data, cut into pieces when there are few clips (a dataset is copied)."""
     from .dataset import Dataset
-    from .ingest import PrepareOptions, prepare
 
     sources = [Path(source) for source in state["sources"]]
-    if _is_dataset(sources[0]):
-        dataset = Dataset(sources[0])  # a readable dataset, or a one-line error
-        check_length(dataset, sources[0])
-        if len(dataset.clips) >= MIN_CLIPS:
-            state["dataset"] = str(sources[0])  # used where it is, never written to
-        else:
-            split_for_validation(dataset, run / DATASET_DIRECTORY)
-        return "done"
     staging = run / ".prepared"
-    shutil.rmtree(staging, ignore_errors=True)
     try:
-        prepared = prepare(sources, staging, PrepareOptions(source_fps=state.get("source_fps"),
-                                                            quiet=True))
-        check_length(prepared, sources[0] if len(sources) == 1 else "the sources")
-        split_for_validation(prepared, run / DATASET_DIRECTORY)
+        if _is_dataset(sources[0]):
+            dataset = Dataset(sources[0])  # a readable dataset, or a one-line error
+            check_dataset(dataset, sources[0])
+        else:
+            dataset = prepare_dataset(sources, staging, state.get("source_fps"))
+        split_for_validation(dataset, run / DATASET_DIRECTORY)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return "done"
 
 
-def check_length(dataset, source) -> None:
-    """Refuse a dataset shorter than MIN_SECONDS: nothing could be learnt from it."""
+def prepare_dataset(sources: Sequence[str | os.PathLike], out: str | os.PathLike,
+                    source_fps: float | None = None, quiet: bool = True):
+    """``dancenet prepare`` with its defaults into ``out``, then :func:`check_dataset`.
+
+    Returns the :class:`~dancenet.dataset.Dataset`; on too little dance nothing is left at ``out``.
+    """
+    from .ingest import PrepareOptions, prepare
+
+    dataset = prepare(list(sources), out, PrepareOptions(source_fps=source_fps, quiet=quiet),
+                      overwrite=True)
+    try:
+        check_dataset(dataset, sources[0] if len(sources) == 1 else "the sources")
+    except DancenetError:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    return dataset
+
+
+def check_dataset(dataset, source) -> None:
+    """Refuse data to learn nothing from: under MIN_SECONDS, or no dancer in most frames."""
     seconds = len(dataset) / dataset.fps
     if seconds < MIN_SECONDS:
         raise input_error(source, f"holds only {seconds:.1f} s of dance; dancenet needs at least "
                                   f"{MIN_SECONDS:g} s (1-3 minutes is best)")
+    sample = np.linspace(0, len(dataset) - 1, num=min(len(dataset), 256)).round().astype(np.int64)
+    foreground = dataset.frames_at(sample).reshape(len(sample), -1).mean(axis=1)
+    if np.mean(foreground > MIN_DANCER_SHARE) < 0.5:
+        raise input_error(source, "no dancer found: most frames hold no silhouette (one dancer, "
+                                  "a static camera, and the whole body in view work best)")
 
 
 def split_for_validation(dataset, out: Path) -> None:

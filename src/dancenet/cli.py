@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 
-COMMAND_MODULES = ("prepare", "vae", "motion", "generate", "evaluate")
+COMMAND_MODULES = ("prepare", "vae", "motion", "generate", "evaluate", "app")
 
 DESCRIPTION = """\
 dancenet learns how a dancer moves from video or motion capture, then generates new dance videos.

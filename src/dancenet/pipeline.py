@@ -253,8 +253,10 @@ def vae_stage(run: Path, state: dict, quiet: bool) -> str:
     dataset = Dataset(dataset_path(run, state))
     resume = (run / "vae-train" / "checkpoint.pt").is_file()
     config = None if resume else preset_config("default", dataset.height, dataset.width)
+    # Checkpoints every 100 steps (not 500): each one also refreshes preview.png for the app.
     options = TrainOptions(minutes=state["budget"]["vae"] / 60, resume=resume, overwrite=not resume,
-                           val_clips=1 if len(dataset.clips) > 1 else 0, quiet=True)
+                           val_clips=1 if len(dataset.clips) > 1 else 0, checkpoint_every=100,
+                           quiet=True)
     result = train_vae(dataset.path, run, config, options)
     state["stages"]["vae"]["val_iou"] = result.val_iou
     return "interrupted" if result.stopped.startswith("signal") else "done"
@@ -289,19 +291,25 @@ def motion_stage(run: Path, state: dict, quiet: bool) -> str:
 
 def evaluate_stage(run: Path, state: dict, quiet: bool) -> str:
     """RUN/report/: ``dancenet evaluate`` on a few 30 s dances against the held-out pieces."""
+    state["summary"] = evaluate_run(run)
+    return "done"
+
+
+def evaluate_run(run: str | os.PathLike) -> str:
+    """``dancenet evaluate RUN --reference RUN/data -o RUN/report``; returns the summary table."""
     import argparse
 
     from .commands.evaluate import run_evaluate
 
+    run = Path(run)
     arguments = argparse.Namespace(
-        run=str(run), reference=str(dataset_path(run, state)), seconds=EVALUATE_SECONDS,
+        run=str(run), reference=str(dataset_path(run)), seconds=EVALUATE_SECONDS,
         samples=EVALUATE_SAMPLES, temperature=None, sigma_temperature=None, motion="motion",
         loop_threshold=None, out=str(run / REPORT_DIRECTORY), quiet=True)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         run_evaluate(arguments)
-    state["summary"] = printed.getvalue().split("\nreport:")[0].rstrip()
-    return "done"
+    return printed.getvalue().split("\nreport:")[0].rstrip()
 
 
 STAGE_FUNCTIONS: dict[str, Callable[[Path, dict, bool], str]] = {
@@ -328,7 +336,7 @@ class ProgressReporter:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="dancenet-progress", daemon=True)
         self._preview_mtime = None
-        self._lock = threading.Lock()
+        self._lock, self._preview_lock = threading.Lock(), threading.Lock()
 
     def __enter__(self) -> "ProgressReporter":
         self._thread.start()
@@ -351,6 +359,8 @@ class ProgressReporter:
         with self._lock:
             self.state["stages"][stage]["seconds"] += time.monotonic() - self.stage_started
             self.stage_started = time.monotonic()
+        if stage == "vae":
+            self._maybe_preview()  # the final weights, whatever the watcher last saw
 
     def snapshot(self) -> dict:
         """The progress dict (see the class docstring)."""
@@ -402,7 +412,7 @@ class ProgressReporter:
 
     def _maybe_preview(self) -> None:
         weights = self.run / "vae.safetensors"
-        with contextlib.suppress(OSError):
+        with self._preview_lock, contextlib.suppress(OSError):
             mtime = weights.stat().st_mtime
             if mtime != self._preview_mtime:
                 self._preview_mtime = mtime

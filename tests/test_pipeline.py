@@ -20,12 +20,10 @@ def main(argv):
 
 @pytest.fixture
 def short_pipeline(monkeypatch):
-    """Pieces of 2 s and a 3 s, one-sample evaluation: the real stages on a tiny budget."""
+    """Pieces of 2 s: the real stages on tiny data."""
     from dancenet import pipeline
 
     monkeypatch.setattr(pipeline, "SEGMENT_SECONDS", 2.0)
-    monkeypatch.setattr(pipeline, "EVALUATE_SECONDS", 3.0)
-    monkeypatch.setattr(pipeline, "EVALUATE_SAMPLES", 1)
     monkeypatch.setattr(pipeline, "MIN_MOTION_SECONDS", 2.0)
     return pipeline
 
@@ -66,7 +64,8 @@ def test_interrupt_then_resume_finishes_the_run(tmp_path, short_pipeline, capsys
         if values["stage"] == "vae" and (run / "vae-train" / "checkpoint.pt").is_file():
             stop.set()
 
-    result = short_pipeline.train([source], run, minutes=0.4, progress=watch, stop=stop)
+    result = short_pipeline.train([source], run, minutes=0.4, progress=watch, stop=stop,
+                                  evaluate_seconds=3, evaluate_samples=1)
     assert result.status == "interrupted" and result.stage == "vae"
     state = json.loads((run / "pipeline.json").read_text())
     assert state["stages"]["prepare"]["status"] == "done"

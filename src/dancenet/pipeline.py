@@ -291,11 +291,14 @@ def motion_stage(run: Path, state: dict, quiet: bool) -> str:
 
 def evaluate_stage(run: Path, state: dict, quiet: bool) -> str:
     """RUN/report/: ``dancenet evaluate`` on a few 30 s dances against the held-out pieces."""
-    state["summary"] = evaluate_run(run)
+    plan = state.get("evaluation") or {}
+    state["summary"] = evaluate_run(run, plan.get("seconds", EVALUATE_SECONDS),
+                                    plan.get("samples", EVALUATE_SAMPLES))
     return "done"
 
 
-def evaluate_run(run: str | os.PathLike) -> str:
+def evaluate_run(run: str | os.PathLike, seconds: float = EVALUATE_SECONDS,
+                 samples: int = EVALUATE_SAMPLES) -> str:
     """``dancenet evaluate RUN --reference RUN/data -o RUN/report``; returns the summary table."""
     import argparse
 
@@ -303,8 +306,7 @@ def evaluate_run(run: str | os.PathLike) -> str:
 
     run = Path(run)
     arguments = argparse.Namespace(
-        run=str(run), reference=str(dataset_path(run)), seconds=EVALUATE_SECONDS,
-        samples=EVALUATE_SAMPLES, temperature=None, sigma_temperature=None, motion="motion",
+        run=str(run), reference=str(dataset_path(run)), seconds=seconds, samples=samples, temperature=None, sigma_temperature=None, motion="motion",
         loop_threshold=None, out=str(run / REPORT_DIRECTORY), quiet=True)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
@@ -497,7 +499,9 @@ def _stop_on(stop: threading.Event | None):
 def train(sources: Sequence[str | os.PathLike], out: str | os.PathLike,
           minutes: float | None = None, resume: bool = False, overwrite: bool = False,
           source_fps: float | None = None, progress: Callable[[dict], None] | None = None,
-          stop: threading.Event | None = None, quiet: bool = True) -> PipelineResult:
+          stop: threading.Event | None = None, quiet: bool = True,
+          evaluate_seconds: float | None = None, evaluate_samples: int | None = None
+          ) -> PipelineResult:
     """Prepare, train the VAE, encode, train the motion model and evaluate, into run ``out``.
 
     sources: videos, image folders, BVH files/folders, or one prepared dataset.
@@ -505,10 +509,16 @@ def train(sources: Sequence[str | os.PathLike], out: str | os.PathLike,
     resume: continue an interrupted run at the stage where it stopped.
     progress: called about once a second with the dict that progress.json holds.
     stop: set it to interrupt (as Ctrl-C does); the result then has status "interrupted".
+    evaluate_seconds, evaluate_samples: the final evaluation's dances (default 3 x 30 s).
     """
     run = Path(out)
     existed = run.exists()
     state = _open_state(run, sources, minutes, source_fps, resume, overwrite)
+    evaluation = state.setdefault("evaluation", {"seconds": EVALUATE_SECONDS, "samples": EVALUATE_SAMPLES})
+    if evaluate_seconds is not None:
+        evaluation["seconds"] = float(evaluate_seconds)
+    if evaluate_samples is not None:
+        evaluation["samples"] = int(evaluate_samples)
     _write_json(run / STATE_FILE, state)
     try:
         return _run_stages(run, state, progress, stop, quiet)

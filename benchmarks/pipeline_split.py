@@ -53,21 +53,34 @@ def main() -> None:
         state = json.loads((run / pipeline.STATE_FILE).read_text())
         summary, real = result.metrics["summary"], result.metrics["reference_level"]
         rows.append((share, state["stages"]["vae"].get("val_iou"), state["stages"]["motion"].get("val_nll"),
-                     summary, real, seconds))
+                     summary, real, seconds, training_counts(run)))
         print_table(arguments.minutes, rows)
+
+
+def training_counts(run: Path) -> str:
+    """VAE steps; motion epochs, and the second at which the kept (best held-out) epoch ended."""
+    import csv
+
+    with open(run / "vae-train" / "metrics.csv") as handle:
+        vae_steps = [row["step"] for row in csv.DictReader(handle)][-1]
+    with open(run / "motion-train" / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    kept = json.loads((run / "motion.json").read_text()).get("exported_epoch")
+    at = next((row["seconds"] for row in rows if int(row["epoch"]) == kept), "?")
+    return f"{vae_steps} / {len(rows)}, best {kept} at {at} s"
 
 
 def print_table(minutes: float, rows) -> None:
     print(f"\n## dancenet train --minutes {minutes:g}: VAE share of the budget "
           f"(3 x 30 s dances vs the held-out take)\n")
     print("| VAE share | VAE held-out IoU | motion held-out NLL | freeze | loop | artifacts | "
-          "Frechet | real: loop / Frechet | wall s |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for share, iou, nll, summary, real, seconds in rows:
+          "Frechet | real: loop / Frechet | wall s | VAE steps / motion epochs |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for share, iou, nll, summary, real, seconds, counts in rows:
         print(f"| {share:g} | {iou:.3f} | {nll:.1f} | {summary['freeze_ratio']:.1%} | "
               f"{summary['loop_ratio']:.1%} | {summary['artifact_ratio']:.2%} | "
               f"{summary['frechet_distance']:.1f} | {real['loop_ratio']:.1%} / "
-              f"{real.get('frechet_distance', float('nan')):.1f} | {seconds:.0f} |", flush=True)
+              f"{real.get('frechet_distance', float('nan')):.1f} | {seconds:.0f} | {counts} |", flush=True)
 
 
 if __name__ == "__main__":

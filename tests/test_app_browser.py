@@ -178,6 +178,7 @@ def test_upload_train_reload_and_cancel(server, browser, tmp_path):
     cancel = browser.find_element(By.ID, "train-cancel")
     wait(browser, lambda d: cancel.is_enabled(), message="cancel enabled")
     cancel.click()
-    wait(browser, lambda d: "cancelled" in text_of(d, "train-status"), seconds=90, message="cancelled")
+    wait(browser, lambda d: "cancelled" in text_of(d, "train-status"), seconds=300,
+         message="cancelled")
     assert (root / "runs" / "browser-test" / "pipeline.json").is_file()
     assert not list((root / "runs").glob(".*partial*"))

@@ -90,6 +90,11 @@ def test_interrupt_then_resume_finishes_the_run(tmp_path, short_pipeline, capsys
     assert motion["val_clips"], "the cut pieces give the motion model a held-out piece"
     assert (source / "frames.bin").read_bytes() == before  # the input is never modified
 
+    from dancenet.app import list_runs, report_html, report_summary
+
+    assert "loop_ratio" in report_summary(run) and "<iframe" in report_html(run)  # the Evaluate tab
+    assert list_runs(tmp_path) == [str(run)]  # the Dance tab offers the finished run
+
     import dancenet
 
     frames = dancenet.load(run).generate(seconds=1, seed=0)

@@ -203,6 +203,7 @@ class Trainer:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+                self.process.wait()
 
 
 # --------------------------------------------------------------------------------------------
@@ -270,7 +271,7 @@ def progress_markdown(status: dict) -> str:
     if state == "cancelled":
         return f"**{name}: cancelled.** The run keeps a checkpoint (`dancenet train ... --resume` continues it)."
     if state == "finished":
-        return (f"**{name} is ready.** Choose it on the Dance tab (press ↻ there).\n\n"
+        return (f"**{name} is ready.** Choose it in the Model list on the Dance tab.\n\n"
                 f"```\n{progress.get('summary', '')}\n```")
     if not progress:
         return f"**{name}: starting...**"
@@ -385,12 +386,14 @@ def build_app(run: str | None = None, runs: str | os.PathLike = "runs",
             return gr.update(value=f"⚠️ **{error}**", visible=True)
         return gr.update(value="", visible=False)
 
-    def poll():
+    def poll(known, dataset):
         status = trainer.status()
         preview = status["progress"].get("preview") if status["progress"] else None
         running = status["state"] == "running"
+        choices = model_choices()  # a run that just finished joins the Dance tab's list
         return (progress_markdown(status), preview if preview and Path(preview).is_file() else None,
-                gr.update(interactive=running), gr.update(interactive=not running))
+                gr.update(interactive=running), gr.update(interactive=not running and bool(dataset)),
+                gr.update() if choices == known else gr.update(choices=choices), choices)
 
     def evaluate_choices():
         return [path for path in list_runs(runs, run) if (Path(path) / "data").is_dir()
@@ -476,6 +479,7 @@ def build_app(run: str | None = None, runs: str | os.PathLike = "runs",
                 preview = gr.Image(label="Real frames (top) and what the model makes of them (bottom)",
                                    type="filepath", elem_id="train-preview", interactive=False)
                 checked = gr.State(None)
+                known_models = gr.State(model_choices())
             with gr.Tab("Evaluate", id="evaluate"):
                 gr.Markdown(EVALUATE_HELP)
                 with gr.Row():
@@ -487,6 +491,7 @@ def build_app(run: str | None = None, runs: str | os.PathLike = "runs",
                 report = gr.HTML(elem_id="evaluate-report")
 
         generation = [model, seconds, seed, temperature, sigma, prime]
+        polled = [status, preview, cancel_button, start_button, model, known_models]
         model.change(on_model, model, [temperature, sigma, prime])
         refresh.click(refresh_models, model, model)
         generate_button.click(generate, generation, [video, mp4, dance_message],
@@ -495,16 +500,16 @@ def build_app(run: str | None = None, runs: str | os.PathLike = "runs",
         check_button.click(check, [upload, server_path], [checked, check_message, sheet, start_button],
                            concurrency_id="check")
         start_button.click(start, [checked, name, minutes], start_message).then(
-            poll, None, [status, preview, cancel_button, start_button])
+            poll, [known_models, checked], polled)
         cancel_button.click(lambda: trainer.cancel(), None, None)
         timer = gr.Timer(1.0)
-        timer.tick(poll, None, [status, preview, cancel_button, start_button], show_progress="hidden")
+        timer.tick(poll, [known_models, checked], polled, show_progress="hidden")
         evaluated.change(show_report, evaluated, [summary, report])
         evaluate_refresh.click(lambda choice: gr.update(choices=evaluate_choices(), value=choice),
                                evaluated, evaluated)
         evaluate_button.click(evaluate, evaluated, [summary, report], concurrency_id="generate")
         page.load(on_model, model, [temperature, sigma, prime]).then(
-            poll, None, [status, preview, cancel_button, start_button])
+            poll, [known_models, checked], polled)
     page.trainer = trainer
     page.work = work
     return page

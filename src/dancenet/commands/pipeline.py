@@ -65,8 +65,15 @@ def build_parser(parser_class=argparse.ArgumentParser) -> argparse.ArgumentParse
 
 
 def run_pipeline(args) -> int:
+    import signal
+
     from ..pipeline import STAGES, train
     from ..progress import progress
+
+    # SIGINT is how Ctrl-C and the app stop a run (with a checkpoint); a shell starts background
+    # jobs with it ignored, which would make such a run unstoppable but by a kill.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     bars = []  # made at the first report, so that an early error prints alone
 

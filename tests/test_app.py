@@ -134,3 +134,12 @@ def test_app_without_gradio_says_how_to_install(monkeypatch, capsys):
     monkeypatch.setattr(builtins, "__import__", no_gradio)
     assert main(["app", "--port", "7999"]) == 2
     assert "pip install 'dancenet[app]'" in capsys.readouterr().err
+
+
+def test_app_with_a_bad_run_is_one_line_before_serving(tmp_path, capsys):
+    pytest.importorskip("gradio", reason="the app extra is not installed: pip install 'dancenet[app]'")
+    from dancenet.cli import main
+
+    assert main(["app", str(tmp_path / "nope"), "--port", "7998", "--quiet"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("dancenet: error:") and "nope" in error and "\n" not in error

@@ -27,8 +27,8 @@ examples:
   dancenet train ../shared/data/cmu61-salsa-bvh --out runs/salsa --source-fps 60
   dancenet train data/me --out runs/me2                     # an existing dataset
 
-what --minutes buys: the budget is training time, shared by the VAE (75%%) and the motion model
-(25%%); preparing, encoding and the final evaluation add a minute or two. 1-3 minutes of video
+what --minutes buys: the budget is training time, shared by the VAE (75%) and the motion model
+(25%); preparing, encoding and the final evaluation add a minute or two. 1-3 minutes of video
 want 15-30 minutes. The run folder then holds the model, its training logs (metrics.csv,
 TensorBoard), progress.json, preview.png (real frames above the VAE's reconstructions) and
 report/index.html.

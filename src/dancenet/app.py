@@ -509,7 +509,7 @@ def build_app(run: str | None = None, runs: str | os.PathLike = "runs",
                                evaluated, evaluated)
         evaluate_button.click(evaluate, evaluated, [summary, report], concurrency_id="generate")
         page.load(on_model, model, [temperature, sigma, prime]).then(
-            poll, [known_models, checked], polled)
+            poll, [known_models, checked], polled).then(show_report, evaluated, [summary, report])
     page.trainer = trainer
     page.work = work
     return page

@@ -269,7 +269,8 @@ def progress_markdown(status: dict) -> str:
     if state == "failed":
         return f"**{name}: training stopped with an error.** {status['error']}"
     if state == "cancelled":
-        return f"**{name}: cancelled.** The run keeps a checkpoint (`dancenet train ... --resume` continues it)."
+        return (f"**{name}: cancelled.** The run keeps a checkpoint "
+                "(`dancenet train ... --resume` continues it).")
     if state == "finished":
         return (f"**{name} is ready.** Choose it in the Model list on the Dance tab.\n\n"
                 f"```\n{progress.get('summary', '')}\n```")
@@ -348,7 +349,8 @@ def build_app(run: str | None = None, runs: str | os.PathLike = "runs",
             dancer = models.get(choice)
             folder = work / f"dance-{uuid.uuid4().hex[:8]}"
             folder.mkdir()
-            path = dancer.write(folder / "dance.mp4", seconds=float(seconds), seed=int(seed),
+            path = dancer.write(folder / "dance.mp4", seconds=float(seconds or 10),
+                                seed=int(seed or 0),
                                 temperature=float(temperature), sigma_temperature=float(sigma),
                                 prime=None if prime in (None, "standing start") else prime,
                                 scale=SCALE)
@@ -361,7 +363,8 @@ def build_app(run: str | None = None, runs: str | os.PathLike = "runs",
             dancer = models.get(choice)
             folder = work / f"gif-{uuid.uuid4().hex[:8]}"
             folder.mkdir()
-            path = dancer.write(folder / "dance.gif", seconds=float(seconds), seed=int(seed),
+            path = dancer.write(folder / "dance.gif", seconds=float(seconds or 10),
+                                seed=int(seed or 0),
                                 temperature=float(temperature), sigma_temperature=float(sigma),
                                 prime=None if prime in (None, "standing start") else prime, scale=2)
         except DancenetError as error:
@@ -418,9 +421,7 @@ def build_app(run: str | None = None, runs: str | os.PathLike = "runs",
             return f"⚠️ {error}", ""
         return show_report(choice)
 
-    theme = gr.themes.Soft(font=["system-ui", "sans-serif"], font_mono=["monospace"])
     with gr.Blocks(title="dancenet", analytics_enabled=False) as page:
-        page.theme_choice = theme
         gr.Markdown(INTRO)
         with gr.Tabs():
             with gr.Tab("Dance", id="dance"):
@@ -515,6 +516,13 @@ def build_app(run: str | None = None, runs: str | os.PathLike = "runs",
     return page
 
 
+def _theme():
+    """Gradio's Soft theme with the system's fonts: the page fetches nothing from the internet."""
+    import gradio as gr
+
+    return gr.themes.Soft(font=["system-ui", "sans-serif"], font_mono=["monospace"])
+
+
 def launch(run: str | None = None, host: str = "127.0.0.1", port: int = 7860,
            runs: str | os.PathLike = "runs", block: bool = True):
     """Build and serve the app; returns the Blocks (``block=False``: returns once serving)."""
@@ -525,7 +533,7 @@ def launch(run: str | None = None, host: str = "127.0.0.1", port: int = 7860,
     try:
         page.launch(server_name=host, server_port=port, prevent_thread_lock=not block,
                     allowed_paths=[str(work)], max_file_size=f"{MAX_UPLOAD_MB}mb",
-                    show_error=True, quiet=True, theme=page.theme_choice)
+                    show_error=True, quiet=True, theme=_theme())
     finally:
         if block:
             page.trainer.stop_and_wait()

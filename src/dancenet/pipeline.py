@@ -306,8 +306,9 @@ def evaluate_run(run: str | os.PathLike, seconds: float = EVALUATE_SECONDS,
 
     run = Path(run)
     arguments = argparse.Namespace(
-        run=str(run), reference=str(dataset_path(run)), seconds=seconds, samples=samples, temperature=None, sigma_temperature=None, motion="motion",
-        loop_threshold=None, out=str(run / REPORT_DIRECTORY), quiet=True)
+        run=str(run), reference=str(dataset_path(run)), seconds=seconds, samples=samples,
+        temperature=None, sigma_temperature=None, motion="motion", loop_threshold=None,
+        out=str(run / REPORT_DIRECTORY), quiet=True)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         run_evaluate(arguments)

@@ -103,7 +103,9 @@ class Models:
             if key not in self._loaded:
                 if len(self._loaded) >= 3:  # bounded memory: forget the oldest
                     self._loaded.pop(next(iter(self._loaded)))
-                self._loaded[key] = dancenet.load(None if key == BUNDLED else key)
+                dancer = dancenet.load(None if key == BUNDLED else key)
+                dancer.generate(seconds=1, seed=0)  # warm up kernels and threads for the first dance
+                self._loaded[key] = dancer
             return self._loaded[key]
 
 

@@ -143,3 +143,14 @@ def test_app_with_a_bad_run_is_one_line_before_serving(tmp_path, capsys):
     assert main(["app", str(tmp_path / "nope"), "--port", "7998", "--quiet"]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("dancenet: error:") and "nope" in error and "\n" not in error
+
+
+def test_start_from_offers_the_real_clips_of_the_model():
+    import dancenet
+    from dancenet.app import prime_choices
+
+    dancer = dancenet.load()
+    choices = prime_choices(dancer)
+    assert "61_01" in choices  # the bundled prime.npz holds a few seconds of each salsa take
+    frames = dancer.generate(seconds=1, seed=0, prime=choices[0])
+    assert frames.shape[1:] == (dancer.height, dancer.width) and frames.any()

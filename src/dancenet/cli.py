@@ -11,12 +11,16 @@ import importlib
 import os
 import sys
 
-COMMAND_MODULES = ("prepare", "vae", "motion", "generate", "evaluate")
+COMMAND_MODULES = ("prepare", "vae", "motion", "generate", "evaluate", "app")
 
 DESCRIPTION = """\
 dancenet learns how a dancer moves from video or motion capture, then generates new dance videos.
 
-typical session:
+in one command (prepare, train, evaluate; see dancenet train --help):
+  dancenet train dance.mp4 --out runs/me --minutes 20
+  dancenet generate runs/me -o dance.mp4 --seconds 60
+
+step by step:
   dancenet prepare dance.mp4 --out data/me          # video, image folder or BVH -> silhouettes
   dancenet train vae data/me --out runs/me          # compress frames to latents
   dancenet encode runs/me data/me                   # latents for the motion model
@@ -40,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--quiet", "-q", action="store_true", help="no progress bars or chatter")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    train = commands.add_parser("train", help="train the VAE or the motion model",
+    train = commands.add_parser("train", help="train a run from a video in one go (train SOURCE... "
+                                              "--out RUN), or one stage (train vae, train motion)",
                                 description="Train one stage of a run: `train vae`, then "
                                             "`encode`, then `train motion`.")
     train_commands = train.add_subparsers(dest="stage", metavar="STAGE", required=True)
@@ -53,7 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     # Must be set before torch allocates anything (see dancenet.runtime).
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    from .commands.pipeline import build_parser as build_pipeline_parser, is_pipeline_call
+
+    if is_pipeline_call(argv):  # `dancenet train SOURCE...`; `train vae|motion` are the stages
+        parser, argv = build_pipeline_parser(OneLineErrorParser), argv[1:]
+    else:
+        parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # --help (0) or a usage error (2), returned for in-process callers

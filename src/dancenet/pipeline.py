@@ -140,6 +140,9 @@ def _write_json(path: Path, values: dict) -> None:
 
 def _open_state(run: Path, sources, minutes, source_fps, resume: bool, overwrite: bool) -> dict:
     """The state to run: a fresh plan, or (resume) the saved one with an updated budget."""
+    from .paths import check_output
+
+    check_output(run, sources, "--out")  # --overwrite must never remove a source
     saved = read_state(run)
     if resume:
         if saved is None:

@@ -154,3 +154,14 @@ def test_start_from_offers_the_real_clips_of_the_model():
     assert "61_01" in choices  # the bundled prime.npz holds a few seconds of each salsa take
     frames = dancer.generate(seconds=1, seed=0, prime=choices[0])
     assert frames.shape[1:] == (dancer.height, dancer.width) and frames.any()
+
+
+@pytest.mark.parametrize("server_paths", [True, False])
+def test_server_paths_are_offered_only_on_this_machine(tmp_path, server_paths):
+    pytest.importorskip("gradio", reason="the app extra is not installed: pip install 'dancenet[app]'")
+    from dancenet.app import build_app
+
+    page = build_app(runs=tmp_path / "runs", work=tmp_path / "work", server_paths=server_paths)
+    path_box = [block for block in page.blocks.values()
+                if getattr(block, "elem_id", None) == "train-path"]
+    assert len(path_box) == 1 and path_box[0].visible is server_paths

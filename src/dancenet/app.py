@@ -321,8 +321,12 @@ def report_summary(run: Path) -> str:
 
 
 def build_app(run: str | None = None, runs: str | os.PathLike = "runs",
-              work: str | os.PathLike | None = None):
-    """The Gradio Blocks of the app (not launched). ``runs``: where trained runs go."""
+              work: str | os.PathLike | None = None, server_paths: bool = True):
+    """The Gradio Blocks of the app (not launched). ``runs``: where trained runs go.
+
+    server_paths: offer the "path on this computer" box; off when the page is served beyond this
+    machine, so that visitors can only train on what they upload.
+    """
     import gradio as gr
 
     runs = Path(runs)
@@ -375,7 +379,8 @@ def build_app(run: str | None = None, runs: str | os.PathLike = "runs",
 
     def check(upload, server_path):
         try:
-            dataset, description, sheet = check_upload(upload, server_path, work)
+            dataset, description, sheet = check_upload(upload, server_path if server_paths else "",
+                                                        work)
         except DancenetError as error:
             return (None, gr.update(value=f"⚠️ **{error}**", visible=True), None,
                     gr.update(interactive=False))
@@ -462,7 +467,8 @@ def build_app(run: str | None = None, runs: str | os.PathLike = "runs",
                         upload = gr.File(label="Video of one dancer", type="filepath",
                                          elem_id="train-upload")
                         server_path = gr.Textbox(label="...or a path on this computer (video, BVH, "
-                                                       "image folder)", elem_id="train-path")
+                                                       "image folder)", elem_id="train-path",
+                                                 visible=server_paths)
                         check_button = gr.Button("Check footage", elem_id="train-check")
                         check_message = gr.Markdown(visible=False, elem_id="train-check-message")
                     with gr.Column():
@@ -529,7 +535,8 @@ def launch(run: str | None = None, host: str = "127.0.0.1", port: int = 7860,
            runs: str | os.PathLike = "runs", block: bool = True):
     """Build and serve the app; returns the Blocks (``block=False``: returns once serving)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    page = build_app(run, runs)
+    # Paths on the server are offered only to a page served on this machine alone.
+    page = build_app(run, runs, server_paths=host in ("127.0.0.1", "localhost", "::1"))
     work = page.work
     page.queue(default_concurrency_limit=1)
     try:

@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -320,6 +319,33 @@ def report_summary(run: Path) -> str:
 # the page
 
 
+class Page:
+    """What the page's callbacks share: the loaded models, the trainer, where files go."""
+
+    def __init__(self, run: str | None, runs: Path, work: Path, server_paths: bool):
+        self.run, self.runs, self.work, self.server_paths = run, runs, work, server_paths
+        self.models, self.trainer = Models(), Trainer(runs, work)
+        self.first = str(run) if run else BUNDLED
+        self.models.get(self.first)  # ready at start; a bad RUN is one line before serving
+
+    def model_choices(self) -> list[str]:
+        return [BUNDLED] + [path for path in list_runs(self.runs, self.run) if path != BUNDLED]
+
+    def evaluate_choices(self) -> list[str]:
+        return [path for path in list_runs(self.runs, self.run) if (Path(path) / "data").is_dir()
+                or (Path(path) / "report" / "metrics.json").is_file()]
+
+    def write_dance(self, name, scale, choice, seconds, seed, temperature, sigma, prime) -> Path:
+        """The dance as ``name`` (mp4 or gif) in a fresh folder under ``work``; its path."""
+        dancer = self.models.get(choice)
+        folder = self.work / f"{Path(name).suffix[1:]}-{uuid.uuid4().hex[:8]}"
+        folder.mkdir()
+        return dancer.write(folder / name, seconds=float(seconds or 10), seed=int(seed or 0),
+                            temperature=float(temperature), sigma_temperature=float(sigma),
+                            prime=None if prime in (None, "standing start") else prime,
+                            scale=scale)
+
+
 def build_app(run: str | None = None, runs: str | os.PathLike = "runs",
               work: str | os.PathLike | None = None, server_paths: bool = True):
     """The Gradio Blocks of the app (not launched). ``runs``: where trained runs go.
@@ -329,58 +355,98 @@ def build_app(run: str | None = None, runs: str | os.PathLike = "runs",
     """
     import gradio as gr
 
-    runs = Path(runs)
     work = Path(work or tempfile.mkdtemp(prefix="dancenet-app-"))
     work.mkdir(parents=True, exist_ok=True)
-    models, trainer = Models(), Trainer(runs, work)
-    first = str(run) if run else BUNDLED
-    models.get(first)  # ready at start; a bad RUN is a one-line error before the server starts
+    state = Page(run, Path(runs), work, server_paths)
+    with gr.Blocks(title="dancenet", analytics_enabled=False) as page:
+        gr.Markdown(INTRO)
+        with gr.Tabs():
+            with gr.Tab("Dance", id="dance"):
+                dance = _dance_tab(gr, state)
+            with gr.Tab("Train", id="train"):
+                poll, polled_inputs, polled = _train_tab(gr, state, dance["model"])
+            with gr.Tab("Evaluate", id="evaluate"):
+                show_report, evaluated, report_outputs = _evaluate_tab(gr, state)
+        gr.Timer(1.0).tick(poll, polled_inputs, polled, show_progress="hidden")
+        page.load(dance["on_model"], dance["model"], dance["settings"]).then(
+            poll, polled_inputs, polled).then(show_report, evaluated, report_outputs)
+    page.trainer = state.trainer
+    page.work = work
+    return page
 
-    def model_choices():
-        return [BUNDLED] + [path for path in list_runs(runs, run) if path != BUNDLED]
+
+def _dance_tab(gr, state: Page) -> dict:
+    """The Dance tab: model, settings, Generate, the video and its downloads."""
 
     def on_model(choice):
-        dancer = models.get(choice)
+        dancer = state.models.get(choice)
         temperature, sigma = dancer.temperatures(None, None)
         primes = ["standing start"] + prime_choices(dancer)
         return (gr.update(value=temperature), gr.update(value=sigma),
                 gr.update(choices=primes, value="standing start"))
 
     def refresh_models(choice):
-        choices = model_choices()
+        choices = state.model_choices()
         return gr.update(choices=choices, value=choice if choice in choices else choices[0])
 
-    def generate(choice, seconds, seed, temperature, sigma, prime):
+    def generate(*settings):
         try:
-            dancer = models.get(choice)
-            folder = work / f"dance-{uuid.uuid4().hex[:8]}"
-            folder.mkdir()
-            path = dancer.write(folder / "dance.mp4", seconds=float(seconds or 10),
-                                seed=int(seed or 0),
-                                temperature=float(temperature), sigma_temperature=float(sigma),
-                                prime=None if prime in (None, "standing start") else prime,
-                                scale=SCALE)
+            path = state.write_dance("dance.mp4", SCALE, *settings)
         except DancenetError as error:
             return None, None, gr.update(value=f"⚠️ {error}", visible=True)
         return str(path), str(path), gr.update(value="", visible=False)
 
-    def make_gif(choice, seconds, seed, temperature, sigma, prime):
+    def make_gif(*settings):
         try:
-            dancer = models.get(choice)
-            folder = work / f"gif-{uuid.uuid4().hex[:8]}"
-            folder.mkdir()
-            path = dancer.write(folder / "dance.gif", seconds=float(seconds or 10),
-                                seed=int(seed or 0),
-                                temperature=float(temperature), sigma_temperature=float(sigma),
-                                prime=None if prime in (None, "standing start") else prime, scale=2)
+            path = state.write_dance("dance.gif", 2, *settings)
         except DancenetError as error:
             return None, gr.update(value=f"⚠️ {error}", visible=True)
         return str(path), gr.update(value="", visible=False)
 
+    gr.Markdown(DANCE_HELP)
+    with gr.Row():
+        with gr.Column(scale=1):
+            with gr.Row():
+                model = gr.Dropdown(state.model_choices(), value=state.first, label="Model",
+                                    elem_id="dance-model", scale=5)
+                refresh = gr.Button("↻", elem_id="dance-refresh", scale=1, min_width=40)
+            seconds = gr.Slider(2, MAX_GENERATE_SECONDS, value=10, step=1,
+                                label="Seconds", elem_id="dance-seconds")
+            seed = gr.Number(0, precision=0, label="Seed", elem_id="dance-seed")
+            temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.05,
+                                    label="Temperature (adventurous moves)",
+                                    elem_id="dance-temperature")
+            sigma = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Spread (free performance)",
+                              elem_id="dance-sigma")
+            prime = gr.Dropdown(["standing start"], value="standing start",
+                                label="Start from", elem_id="dance-prime")
+            generate_button = gr.Button("Generate", variant="primary", elem_id="dance-generate")
+            dance_message = gr.Markdown(visible=False, elem_id="dance-message")
+        with gr.Column(scale=2):
+            video = gr.Video(label="Dance", autoplay=True, loop=True,
+                             elem_id="dance-video", interactive=False)
+            with gr.Row():
+                mp4 = gr.File(label="Download mp4", elem_id="dance-mp4", interactive=False)
+                gif_button = gr.Button("Make a GIF", elem_id="dance-gif-button")
+                gif = gr.File(label="Download GIF", elem_id="dance-gif", interactive=False)
+    generation = [model, seconds, seed, temperature, sigma, prime]
+    model.change(on_model, model, [temperature, sigma, prime])
+    refresh.click(refresh_models, model, model)
+    generate_button.click(generate, generation, [video, mp4, dance_message],
+                          concurrency_id="generate")
+    gif_button.click(make_gif, generation, [gif, dance_message], concurrency_id="generate")
+    return {"model": model, "on_model": on_model, "settings": [temperature, sigma, prime]}
+
+
+def _train_tab(gr, state: Page, model):
+    """The Train tab: footage, its check, the budget, start / cancel and live progress.
+    Returns the poll callback with its inputs and outputs (the page's timer drives it)."""
+    trainer = state.trainer
+
     def check(upload, server_path):
         try:
-            dataset, description, sheet = check_upload(upload, server_path if server_paths else "",
-                                                        work)
+            dataset, description, sheet = check_upload(
+                upload, server_path if state.server_paths else "", state.work)
         except DancenetError as error:
             return (None, gr.update(value=f"⚠️ **{error}**", visible=True), None,
                     gr.update(interactive=False))
@@ -400,14 +466,49 @@ def build_app(run: str | None = None, runs: str | os.PathLike = "runs",
         status = trainer.status()
         preview = status["progress"].get("preview") if status["progress"] else None
         running = status["state"] == "running"
-        choices = model_choices()  # a run that just finished joins the Dance tab's list
+        choices = state.model_choices()  # a run that just finished joins the Dance tab's list
         return (progress_markdown(status), preview if preview and Path(preview).is_file() else None,
                 gr.update(interactive=running), gr.update(interactive=not running and bool(dataset)),
                 gr.update() if choices == known else gr.update(choices=choices), choices)
 
-    def evaluate_choices():
-        return [path for path in list_runs(runs, run) if (Path(path) / "data").is_dir()
-                or (Path(path) / "report" / "metrics.json").is_file()]
+    gr.Markdown(TRAIN_HELP)
+    with gr.Row():
+        with gr.Column():
+            upload = gr.File(label="Video of one dancer", type="filepath", elem_id="train-upload")
+            server_path = gr.Textbox(label="...or a path on this computer (video, BVH, "
+                                           "image folder)", elem_id="train-path",
+                                     visible=state.server_paths)
+            check_button = gr.Button("Check footage", elem_id="train-check")
+            check_message = gr.Markdown(visible=False, elem_id="train-check-message")
+        with gr.Column():
+            sheet = gr.Image(label="What dancenet sees", type="filepath",
+                             elem_id="train-sheet", interactive=False)
+    with gr.Row():
+        name = gr.Textbox(label="Name of the new model", value="my-dancer", elem_id="train-name")
+        minutes = gr.Slider(1, 120, value=20, step=1, label="Minutes of training",
+                            elem_id="train-minutes")
+    with gr.Row():
+        start_button = gr.Button("Start training", variant="primary",
+                                 interactive=False, elem_id="train-start")
+        cancel_button = gr.Button("Cancel", elem_id="train-cancel", interactive=False)
+    start_message = gr.Markdown(visible=False, elem_id="train-start-message")
+    status = gr.Markdown("No training yet.", elem_id="train-status")
+    preview = gr.Image(label="Real frames (top) and what the model makes of them (bottom)",
+                       type="filepath", elem_id="train-preview", interactive=False)
+    checked = gr.State(None)
+    known_models = gr.State(state.model_choices())
+    polled_inputs = [known_models, checked]
+    polled = [status, preview, cancel_button, start_button, model, known_models]
+    check_button.click(check, [upload, server_path], [checked, check_message, sheet, start_button],
+                       concurrency_id="check")
+    start_button.click(start, [checked, name, minutes], start_message).then(
+        poll, polled_inputs, polled)
+    cancel_button.click(lambda: trainer.cancel(), None, None)
+    return poll, polled_inputs, polled
+
+
+def _evaluate_tab(gr, state: Page):
+    """The Evaluate tab: a run's report, made on demand. Returns (show_report, its input, outputs)."""
 
     def show_report(choice):
         if not choice:
@@ -428,100 +529,19 @@ def build_app(run: str | None = None, runs: str | os.PathLike = "runs",
             return f"⚠️ {error}", ""
         return show_report(choice)
 
-    with gr.Blocks(title="dancenet", analytics_enabled=False) as page:
-        gr.Markdown(INTRO)
-        with gr.Tabs():
-            with gr.Tab("Dance", id="dance"):
-                gr.Markdown(DANCE_HELP)
-                with gr.Row():
-                    with gr.Column(scale=1):
-                        with gr.Row():
-                            model = gr.Dropdown(model_choices(), value=first, label="Model",
-                                                elem_id="dance-model", scale=5)
-                            refresh = gr.Button("↻", elem_id="dance-refresh", scale=1, min_width=40)
-                        seconds = gr.Slider(2, MAX_GENERATE_SECONDS, value=10, step=1,
-                                            label="Seconds", elem_id="dance-seconds")
-                        seed = gr.Number(0, precision=0, label="Seed", elem_id="dance-seed")
-                        temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.05,
-                                                label="Temperature (adventurous moves)",
-                                                elem_id="dance-temperature")
-                        sigma = gr.Slider(0.1, 2.0, value=1.0, step=0.05,
-                                          label="Spread (free performance)",
-                                          elem_id="dance-sigma")
-                        prime = gr.Dropdown(["standing start"], value="standing start",
-                                            label="Start from", elem_id="dance-prime")
-                        generate_button = gr.Button("Generate", variant="primary",
-                                                    elem_id="dance-generate")
-                        dance_message = gr.Markdown(visible=False, elem_id="dance-message")
-                    with gr.Column(scale=2):
-                        video = gr.Video(label="Dance", autoplay=True, loop=True,
-                                         elem_id="dance-video", interactive=False)
-                        with gr.Row():
-                            mp4 = gr.File(label="Download mp4", elem_id="dance-mp4", interactive=False)
-                            gif_button = gr.Button("Make a GIF", elem_id="dance-gif-button")
-                            gif = gr.File(label="Download GIF", elem_id="dance-gif", interactive=False)
-            with gr.Tab("Train", id="train"):
-                gr.Markdown(TRAIN_HELP)
-                with gr.Row():
-                    with gr.Column():
-                        upload = gr.File(label="Video of one dancer", type="filepath",
-                                         elem_id="train-upload")
-                        server_path = gr.Textbox(label="...or a path on this computer (video, BVH, "
-                                                       "image folder)", elem_id="train-path",
-                                                 visible=server_paths)
-                        check_button = gr.Button("Check footage", elem_id="train-check")
-                        check_message = gr.Markdown(visible=False, elem_id="train-check-message")
-                    with gr.Column():
-                        sheet = gr.Image(label="What dancenet sees", type="filepath",
-                                         elem_id="train-sheet", interactive=False)
-                with gr.Row():
-                    name = gr.Textbox(label="Name of the new model", value="my-dancer",
-                                      elem_id="train-name")
-                    minutes = gr.Slider(1, 120, value=20, step=1, label="Minutes of training",
-                                        elem_id="train-minutes")
-                with gr.Row():
-                    start_button = gr.Button("Start training", variant="primary",
-                                             interactive=False, elem_id="train-start")
-                    cancel_button = gr.Button("Cancel", elem_id="train-cancel", interactive=False)
-                start_message = gr.Markdown(visible=False, elem_id="train-start-message")
-                status = gr.Markdown("No training yet.", elem_id="train-status")
-                preview = gr.Image(label="Real frames (top) and what the model makes of them (bottom)",
-                                   type="filepath", elem_id="train-preview", interactive=False)
-                checked = gr.State(None)
-                known_models = gr.State(model_choices())
-            with gr.Tab("Evaluate", id="evaluate"):
-                gr.Markdown(EVALUATE_HELP)
-                with gr.Row():
-                    evaluated = gr.Dropdown(evaluate_choices(), label="Model", elem_id="evaluate-run",
-                                            scale=5)
-                    evaluate_refresh = gr.Button("↻", scale=1, min_width=40, elem_id="evaluate-refresh")
-                    evaluate_button = gr.Button("Evaluate", elem_id="evaluate-button", scale=2)
-                summary = gr.Markdown(elem_id="evaluate-summary")
-                report = gr.HTML(elem_id="evaluate-report")
-
-        generation = [model, seconds, seed, temperature, sigma, prime]
-        polled = [status, preview, cancel_button, start_button, model, known_models]
-        model.change(on_model, model, [temperature, sigma, prime])
-        refresh.click(refresh_models, model, model)
-        generate_button.click(generate, generation, [video, mp4, dance_message],
-                              concurrency_id="generate")
-        gif_button.click(make_gif, generation, [gif, dance_message], concurrency_id="generate")
-        check_button.click(check, [upload, server_path], [checked, check_message, sheet, start_button],
-                           concurrency_id="check")
-        start_button.click(start, [checked, name, minutes], start_message).then(
-            poll, [known_models, checked], polled)
-        cancel_button.click(lambda: trainer.cancel(), None, None)
-        timer = gr.Timer(1.0)
-        timer.tick(poll, [known_models, checked], polled, show_progress="hidden")
-        evaluated.change(show_report, evaluated, [summary, report])
-        evaluate_refresh.click(lambda choice: gr.update(choices=evaluate_choices(), value=choice),
-                               evaluated, evaluated)
-        evaluate_button.click(evaluate, evaluated, [summary, report], concurrency_id="generate")
-        page.load(on_model, model, [temperature, sigma, prime]).then(
-            poll, [known_models, checked], polled).then(show_report, evaluated, [summary, report])
-    page.trainer = trainer
-    page.work = work
-    return page
+    gr.Markdown(EVALUATE_HELP)
+    with gr.Row():
+        evaluated = gr.Dropdown(state.evaluate_choices(), label="Model", elem_id="evaluate-run",
+                                scale=5)
+        refresh = gr.Button("↻", scale=1, min_width=40, elem_id="evaluate-refresh")
+        evaluate_button = gr.Button("Evaluate", elem_id="evaluate-button", scale=2)
+    summary = gr.Markdown(elem_id="evaluate-summary")
+    report = gr.HTML(elem_id="evaluate-report")
+    evaluated.change(show_report, evaluated, [summary, report])
+    refresh.click(lambda choice: gr.update(choices=state.evaluate_choices(), value=choice),
+                  evaluated, evaluated)
+    evaluate_button.click(evaluate, evaluated, [summary, report], concurrency_id="generate")
+    return show_report, evaluated, [summary, report]
 
 
 def _theme():

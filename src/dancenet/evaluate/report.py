@@ -17,7 +17,6 @@ import numpy as np
 from PIL import Image
 
 from ..atomic import atomic_directory
-from ..errors import input_error
 from ..sheet import contact_sheet
 from .suite import Evaluation
 
@@ -84,13 +83,14 @@ def _sheet(frames: np.ndarray, fps: float) -> str:
 
 def _plots(evaluation: Evaluation) -> dict[str, str]:
     """Every plot as a PNG data URI, keyed by name."""
+    return {name: plot(evaluation) for name, plot in PLOTS.items()}
+
+
+def _plot_energy_histogram(evaluation: Evaluation) -> str:
     from matplotlib.figure import Figure
 
-    fps = evaluation.fps
     names = list(evaluation.videos)
     settings = evaluation.metrics["settings"]
-    plots = {}
-
     figure = Figure(figsize=(8, 3.2))
     axes = figure.add_subplot()
     upper = max(np.percentile(np.concatenate([evaluation.reference_energy] + [evaluation.energy[n] for n in names]),
@@ -104,8 +104,14 @@ def _plots(evaluation: Evaluation) -> dict[str, str]:
     axes.set_xlabel("motion energy (share of pixels changed from the previous frame)")
     axes.set_ylabel("density")
     axes.legend(fontsize=8)
-    plots["energy_histogram"] = _png(figure)
+    return _png(figure)
 
+
+def _plot_energy_timeline(evaluation: Evaluation) -> str:
+    from matplotlib.figure import Figure
+
+    fps = evaluation.fps
+    names = list(evaluation.videos)
     figure = Figure(figsize=(8, 1.6 * len(names) + 0.6))
     for row, name in enumerate(names):
         axes = figure.add_subplot(len(names), 1, row + 1)
@@ -124,8 +130,14 @@ def _plots(evaluation: Evaluation) -> dict[str, str]:
         artifact_axes.set_ylim(0, max(0.05, float(evaluation.artifacts[name].max(initial=0))))
         artifact_axes.tick_params(labelsize=7, colors="tab:orange")
     axes.set_xlabel("seconds: motion energy per frame (blue), frozen spans shaded, artifact share (orange, right)")
-    plots["energy_timeline"] = _png(figure)
+    return _png(figure)
 
+
+def _plot_recurrence(evaluation: Evaluation) -> str:
+    from matplotlib.figure import Figure
+
+    fps = evaluation.fps
+    names = list(evaluation.videos)
     figure = Figure(figsize=(3.4 * len(names), 3.6))
     for column, name in enumerate(names):
         loop = evaluation.loops[name]
@@ -135,8 +147,15 @@ def _plots(evaluation: Evaluation) -> dict[str, str]:
         axes.set_title(f"{name}: loop ratio {loop.ratio:.1%}", fontsize=9)
         axes.set_xlabel("seconds")
         axes.tick_params(labelsize=7)
-    plots["recurrence"] = _png(figure)
+    return _png(figure)
 
+
+def _plot_loop_similarity(evaluation: Evaluation) -> str:
+    from matplotlib.figure import Figure
+
+    fps = evaluation.fps
+    names = list(evaluation.videos)
+    settings = evaluation.metrics["settings"]
     figure = Figure(figsize=(8, 2.6))
     axes = figure.add_subplot()
     for name in names:
@@ -147,8 +166,14 @@ def _plots(evaluation: Evaluation) -> dict[str, str]:
     axes.set_xlabel("window start (seconds)")
     axes.set_ylabel("best match with an\nearlier window", fontsize=8)
     axes.legend(fontsize=7)
-    plots["loop_similarity"] = _png(figure)
+    return _png(figure)
 
+
+def _plot_memorisation(evaluation: Evaluation) -> str:
+    from matplotlib.figure import Figure
+
+    names = list(evaluation.videos)
+    settings = evaluation.metrics["settings"]
     figure = Figure(figsize=(8, 2.8))
     axes = figure.add_subplot()
     bins = np.linspace(0, 1, 51)
@@ -162,8 +187,13 @@ def _plots(evaluation: Evaluation) -> dict[str, str]:
     axes.set_xlabel("best soft IoU with any training frame")
     axes.set_ylabel("density")
     axes.legend(fontsize=7)
-    plots["memorisation"] = _png(figure)
+    return _png(figure)
 
+
+def _plot_frechet(evaluation: Evaluation) -> str:
+    from matplotlib.figure import Figure
+
+    names = list(evaluation.videos)
     figure = Figure(figsize=(6, 2.4))
     axes = figure.add_subplot()
     labels = [sample["name"] for sample in evaluation.metrics["samples"]] + ["all samples"]
@@ -176,8 +206,18 @@ def _plots(evaluation: Evaluation) -> dict[str, str]:
     axes.barh(labels, values, color=["tab:blue"] * (len(names) + 1) + ["gray"] * (floor is not None))
     axes.set_xlabel("Frechet distance (whitened shape+motion windows)")
     axes.tick_params(labelsize=8)
-    plots["frechet"] = _png(figure)
-    return plots
+    return _png(figure)
+
+
+# The report's figures, in page order: name -> (evaluation -> PNG data URI).
+PLOTS = {
+    "energy_histogram": _plot_energy_histogram,
+    "energy_timeline": _plot_energy_timeline,
+    "recurrence": _plot_recurrence,
+    "loop_similarity": _plot_loop_similarity,
+    "memorisation": _plot_memorisation,
+    "frechet": _plot_frechet,
+}
 
 
 def render_html(evaluation: Evaluation, title: str) -> str:

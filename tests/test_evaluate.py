@@ -44,8 +44,11 @@ def write_video(path, frames, scale=1, fps=FPS):
 
 
 def assert_self_contained(page):
+    from dancenet.evaluate.report import PLOTS
+
     sources = re.findall(r'src="([^"]*)"', page)
     assert sources and all(source.startswith("data:") for source in sources)
+    assert sum(source.startswith("data:image/png;base64,") for source in sources) >= len(PLOTS)
     assert "href=" not in page and "<link" not in page and "@import" not in page
 
 

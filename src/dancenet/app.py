@@ -54,14 +54,16 @@ few seconds of a real recording instead of a standing start.
 
 TRAIN_HELP = """\
 1. **Upload a video** of one dancer filmed by a camera that does not move (a phone on a shelf is
-   fine), 1-3 minutes long. Or give the path of a video, a BVH motion-capture file or folder, or a
-   folder of images on this computer.
+   fine), 1-3 minutes long.{server_paths}
 2. Press **Check footage**: you see the silhouettes dancenet will learn from. The dancer should be
    white, everything else black. If it looks wrong, try another video.
 3. Choose how long to train and press **Start training**. 20 minutes is a good start; longer gives
    smoother dancing. You can close this page: training goes on and this tab shows it again.
 4. When it is done, the new model is in the list on the **Dance** tab.
 """
+
+SERVER_PATHS_HELP = """ Or give the path of a video, a BVH motion-capture file or folder, or a
+   folder of images on this computer."""
 
 EVALUATE_HELP = """\
 The report compares dances made by the model with real dance it did not train on: does it freeze,
@@ -471,7 +473,7 @@ def _train_tab(gr, state: Page, model):
                 gr.update(interactive=running), gr.update(interactive=not running and bool(dataset)),
                 gr.update() if choices == known else gr.update(choices=choices), choices)
 
-    gr.Markdown(TRAIN_HELP)
+    gr.Markdown(TRAIN_HELP.format(server_paths=SERVER_PATHS_HELP if state.server_paths else ""))
     with gr.Row():
         with gr.Column():
             upload = gr.File(label="Video of one dancer", type="filepath", elem_id="train-upload")

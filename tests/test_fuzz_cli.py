@@ -216,7 +216,7 @@ CASES = [
     ("preview-per-clip-huge", "preview data -o s.png --per-clip 1000000000", "--per-clip", None),
     ("preview-per-clip-zero", "preview data -o s.png --per-clip 0", "--per-clip", None),
     # --- train vae / encode / reconstruct
-    ("train-out-is-dataset", "train vae data --out data --overwrite --epochs 1", "is also an input", None),
+    ("train-out-is-dataset", "train vae data --out data --overwrite --epochs 1", "inside the input folder data", None),
     ("train-hostile-manifest", "train vae m --out r2 --epochs 1", "points outside",
      lambda r: hostile_dataset(r, "m", lambda m, f: _frames_out(m, f, "../outside.bin"))),
     ("encode-corrupt-weights", "encode r3 data", "vae.safetensors",

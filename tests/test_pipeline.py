@@ -121,10 +121,12 @@ def test_preview_shows_real_frames_above_reconstructions(tmp_path):
 @pytest.mark.parametrize("arguments,message", [
     (["train", "{tmp}/nothing.mp4", "--out", "{tmp}/run"], "nothing.mp4: no such file"),
     (["train", "{data}", "--out", "{tmp}/busy"], "already exists and is not empty"),
-    (["train", "{data}", "--out", "{tmp}/busy", "--overwrite"], "not a dancenet run"),
+    (["train", "{data}", "--out", "{tmp}/busy", "--overwrite"], "dancenet did not write (mine.txt)"),
     (["train", "{data}", "--out", "{tmp}/busy", "--resume"], "holds no pipeline run to resume"),
     (["train", "{data}", "{data}", "--out", "{tmp}/run"], "must be the only SOURCE"),
     (["train", "{data}", "--out", "{tmp}/run", "--minutes", "-1"], "must be positive"),
+    (["train", "{data}", "--out", "{tmp}/run", "--minutes", "1e308"], "at most"),
+    (["train", "{data}", "--out", "{tmp}/run", "--resume", "--overwrite"], "choose one"),
     (["train", "{data}"], "--out"),
     (["train", "{data}", "--out", "{tmp}/run"], "holds only 0.3 s of dance"),
 ])
@@ -157,3 +159,42 @@ def test_footage_without_a_dancer_is_refused(tmp_path, capsys):
     assert main(["train", tmp_path / "empty", "--out", tmp_path / "run", "--quiet"]) == 2
     assert "no dancer found" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # nothing half-made is left
+
+
+def fake_run(path, *extra):
+    """A folder as `dancenet train` leaves it (its state file and a VAE), plus ``extra`` files."""
+    from dancenet.pipeline import FORMAT
+
+    path.mkdir()
+    (path / "pipeline.json").write_text(json.dumps({"format": FORMAT, "version": 1}))
+    for name in ("vae.json", *extra):
+        (path / name).write_text(f"{name} of the earlier run")
+    return path
+
+
+def test_overwrite_never_removes_a_users_file(tmp_path, capsys):
+    data = make_dataset(tmp_path / "data", clips=1, frames=240, fps=30.0)
+    run = fake_run(tmp_path / "run", "my notes.txt")
+    assert main(["train", data, "--out", run, "--overwrite", "--quiet"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("dancenet: error:") and "my notes.txt" in error and "\n" not in error
+    assert sorted(path.name for path in run.iterdir()) == ["my notes.txt", "pipeline.json", "vae.json"]
+
+
+def test_overwrite_with_bad_footage_keeps_the_run_it_was_to_replace(tmp_path, capsys):
+    short = make_dataset(tmp_path / "short", clips=1, frames=10)  # 0.3 s: refused after prepare
+    run = fake_run(tmp_path / "run")
+    assert main(["train", short, "--out", run, "--overwrite", "--quiet"]) == 2
+    assert "holds only 0.3 s" in capsys.readouterr().err
+    assert (run / "vae.json").read_text() == "vae.json of the earlier run"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run", "short"]  # nothing aside
+
+
+def test_a_stage_can_be_retrained_inside_a_pipeline_run(tmp_path):
+    """`dancenet train` keeps its dataset in RUN/data; `train vae RUN/data --out RUN` may write RUN."""
+    run = tmp_path / "run"
+    data = make_dataset(run / "data", clips=2, frames=20)
+    assert main(["train", "vae", data, "--out", run, "--epochs", "1", "--latent-size", "4",
+                 "--batch-size", "8", "--quiet"]) == 0
+    assert (run / "vae.safetensors").is_file()
+    assert main(["train", "vae", data, "--out", data, "--epochs", "1", "--quiet"]) == 2

@@ -219,6 +219,7 @@ def check_upload(upload: str | None, server_path: str, work: Path) -> tuple[Path
     A bad upload is a :class:`DancenetError` whose text the page shows.
     """
     from . import pipeline
+    from .ingest import choices_made
     from .sheet import save_contact_sheet
 
     import numpy as np
@@ -250,9 +251,11 @@ def check_upload(upload: str | None, server_path: str, work: Path) -> tuple[Path
     for clip in dataset.clips:
         reason = clip.extra.get("segment_reason")
         methods.append(f"{clip.segmentation}" + (f" ({reason})" if reason else ""))
+    warnings, _ = choices_made(dataset)
     description = (f"**{len(dataset) / dataset.fps:.0f} s of dance** ({len(dataset)} frames, "
                    f"{len(dataset.clips)} clip{'s' if len(dataset.clips) > 1 else ''}). "
-                   f"Dancer found by: {'; '.join(sorted(set(methods)))}.")
+                   f"Dancer found by: {'; '.join(sorted(set(methods)))}."
+                   + "".join(f"\n\n⚠️ {warning}" for warning in warnings))
     return dataset.path, description, sheet
 
 
@@ -272,8 +275,9 @@ def progress_markdown(status: dict) -> str:
     if state == "failed":
         return f"**{name}: training stopped with an error.** {status['error']}"
     if state == "cancelled":
-        return (f"**{name}: cancelled.** The run keeps a checkpoint "
-                "(`dancenet train ... --resume` continues it).")
+        return (f"**{name}: cancelled.** The run keeps a checkpoint: "
+                f"`dancenet train VIDEO --out {status['run']} --resume` continues it on the "
+                "command line.")
     if state == "finished":
         return (f"**{name} is ready.** Choose it in the Model list on the Dance tab.\n\n"
                 f"```\n{progress.get('summary', '')}\n```")
@@ -563,7 +567,7 @@ def launch(run: str | None = None, host: str = "127.0.0.1", port: int = 7860,
     page.queue(default_concurrency_limit=1)
     try:
         page.launch(server_name=host, server_port=port, prevent_thread_lock=not block,
-                    allowed_paths=[str(work)], max_file_size=f"{MAX_UPLOAD_MB}mb",
+                    allowed_paths=[str(work), str(Path(runs).resolve())], max_file_size=f"{MAX_UPLOAD_MB}mb",
                     show_error=True, quiet=True, theme=_theme())
     finally:
         if block:

@@ -30,6 +30,8 @@ MAX_BVH_SAMPLES = 10_000_000
 # the upscaled frame (--scale) that each chunk of frames is held at.
 MAX_GENERATE_SECONDS = 10 * 3600.0
 MAX_VIDEO_SIDE = 4096
+# dancenet train: the pipeline's training budget (a week; longer is a typo, not a plan).
+MAX_TRAIN_MINUTES = 7 * 24 * 60.0
 # evaluate / evaluate-video hold every frame they measure in memory.
 MAX_EVALUATE_SECONDS = 3600.0
 

@@ -144,6 +144,8 @@ def load_music(path: str | os.PathLike, seconds: float | None = None) -> Music:
     path = Path(path)
     samples = read_audio(path, seconds)[0]
     duration = len(samples) / SAMPLE_RATE
+    if seconds is not None and seconds < MIN_SECONDS:
+        raise DancenetError(f"--seconds {seconds:g}: a dance to music needs at least {MIN_SECONDS:g} s")
     if duration < MIN_SECONDS:
         raise input_error(path, f"holds {duration:.2f} s of audio; a song needs at least {MIN_SECONDS:g} s")
     if not np.isfinite(samples).all() or np.abs(samples).max() < SILENCE_PEAK:

@@ -27,6 +27,7 @@ import io
 import json
 import math
 import os
+import shlex
 import shutil
 import signal
 import threading
@@ -91,8 +92,12 @@ class PipelineResult:
 
 def plan_budget(minutes: float) -> dict[str, float]:
     """Seconds of training per stage for a total of ``minutes``: {"vae": s, "motion": s}."""
-    if not (isinstance(minutes, (int, float)) and math.isfinite(minutes) and minutes > 0):
-        raise DancenetError(f"--minutes {minutes}: must be a positive number")
+    from .limits import MAX_TRAIN_MINUTES
+
+    if not (isinstance(minutes, (int, float)) and math.isfinite(minutes)
+            and 0 < minutes <= MAX_TRAIN_MINUTES):
+        raise DancenetError(f"--minutes {minutes}: must be a positive number of minutes, at most "
+                            f"{MAX_TRAIN_MINUTES:g} (a week)")
     total = 60.0 * minutes
     motion = max(MIN_MOTION_SECONDS, (1 - VAE_SHARE) * total)
     motion = min(motion, total / 2)
@@ -138,30 +143,58 @@ def _write_json(path: Path, values: dict) -> None:
         temporary.write_text(json.dumps(values, indent=1))
 
 
-def _open_state(run: Path, sources, minutes, source_fps, resume: bool, overwrite: bool) -> dict:
-    """The state to run: a fresh plan, or (resume) the saved one with an updated budget."""
-    from .paths import check_output
+# What a pipeline run folder holds (plus the hidden temporaries of atomic writes): --overwrite
+# replaces a folder of these alone, never one with a user's own files in it.
+RUN_ENTRIES = frozenset({STATE_FILE, PROGRESS_FILE, PREVIEW_FILE, DATASET_DIRECTORY,
+                         REPORT_DIRECTORY, ".prepared", "latents.npz", "vae.json", "vae.safetensors",
+                         "vae-train", "motion.json", "motion.safetensors", "motion-train"})
 
+
+def _run_entry(name: str) -> bool:
+    return name in RUN_ENTRIES or (name.startswith(".") and ".partial" in name)
+
+
+def _open_state(run: Path, sources, minutes, source_fps, resume: bool,
+                overwrite: bool) -> tuple[dict, Path | None]:
+    """The state to run: a fresh plan, or (resume) the saved one with an updated budget; and,
+    with ``overwrite``, where the run it replaces was moved (see :func:`train`)."""
+    from .paths import check_output, check_replaceable
+
+    if resume and overwrite:
+        raise DancenetError("train: --resume continues a run and --overwrite starts it again; "
+                            "choose one")
     check_output(run, sources, "--out")  # --overwrite must never remove a source
     saved = read_state(run)
     if resume:
         if saved is None:
             raise input_error(run, "holds no pipeline run to resume; start it without --resume")
+        given = [str(Path(source).resolve()) for source in sources]
+        # Once prepared, the run holds its own data and the sources are not read again.
+        if given != saved["sources"] and saved["stages"]["prepare"]["status"] != "done":
+            raise input_error(run, f"was trained on {' '.join(saved['sources'])}; resume with the "
+                                   "same SOURCE, or start again with --overwrite")
+        if source_fps is not None and source_fps != saved["source_fps"]:
+            raise DancenetError(f"--source-fps {source_fps:g}: the run was prepared with "
+                                f"{saved['source_fps']}; --resume keeps it")
         if minutes is not None and float(minutes) != saved["minutes"]:
             saved["minutes"], saved["budget"] = float(minutes), plan_budget(minutes)
-        return saved
+        return saved, None
+    state = _new_state(sources, DEFAULT_MINUTES if minutes is None else minutes, source_fps)
+    replaced = None
     if run.exists() and any(run.iterdir()):
         if not overwrite:
             hint = "--resume to continue it, " if saved is not None else ""
             raise input_error(run, f"already exists and is not empty; pass {hint}--overwrite to "
                                    "start again, or choose another --out")
-        if saved is None and not (run / "vae.json").exists():
-            # --overwrite only ever replaces a dancenet run, never an unrelated folder
-            raise input_error(run, "is not a dancenet run; refusing to overwrite it")
-        shutil.rmtree(run)
-    state = _new_state(sources, DEFAULT_MINUTES if minutes is None else minutes, source_fps)
+        check_replaceable(run, lambda folder: read_state(folder) is not None
+                          or (folder / "vae.json").is_file(), _run_entry, "a dancenet run",
+                          flag="--out")
+        # Kept aside until the new run has its data: a source that turns out to hold no dancer
+        # must not cost the user the run it was meant to replace.
+        replaced = run.with_name(f".{run.name}.replaced-{os.getpid()}")
+        run.rename(replaced)
     run.mkdir(parents=True, exist_ok=True)
-    return state
+    return state, replaced
 
 
 def dataset_path(run: Path, state: dict | None = None) -> Path:
@@ -176,6 +209,7 @@ def dataset_path(run: Path, state: dict | None = None) -> Path:
 def prepare_stage(run: Path, state: dict, quiet: bool) -> str:
     """Silhouettes in RUN/data, cut into pieces when there are few clips (a dataset is copied)."""
     from .dataset import Dataset
+    from .ingest import choices_made
 
     sources = [Path(source) for source in state["sources"]]
     staging = run / ".prepared"
@@ -186,6 +220,7 @@ def prepare_stage(run: Path, state: dict, quiet: bool) -> str:
         else:
             dataset = prepare_dataset(sources, staging, state.get("source_fps"))
         split_for_validation(dataset, run / DATASET_DIRECTORY)
+        state["warnings"], state["notes"] = choices_made(dataset)  # shown by the CLI and the app
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return "done"
@@ -396,7 +431,9 @@ class ProgressReporter:
                     "seconds_left": round(total - sum(done.values()), 1),
                     "minutes": self.state["minutes"], "losses": self._losses(),
                     "preview": str(preview) if preview.is_file() else None,
-                    "summary": self.state.get("summary", ""), "updated": time.time()}
+                    "summary": self.state.get("summary", ""),
+                    "warnings": self.state.get("warnings", []), "notes": self.state.get("notes", []),
+                    "updated": time.time()}
 
     def report(self, status: str | None = None) -> dict:
         if status is not None:
@@ -521,19 +558,27 @@ def train(sources: Sequence[str | os.PathLike], out: str | os.PathLike,
     """
     run = Path(out)
     existed = run.exists()
-    state = _open_state(run, sources, minutes, source_fps, resume, overwrite)
+    state, replaced = _open_state(run, sources, minutes, source_fps, resume, overwrite)
     evaluation = state.setdefault("evaluation", {"seconds": EVALUATE_SECONDS, "samples": EVALUATE_SAMPLES})
     if evaluate_seconds is not None:
         evaluation["seconds"] = float(evaluate_seconds)
     if evaluate_samples is not None:
         evaluation["samples"] = int(evaluate_samples)
-    _write_json(run / STATE_FILE, state)
     try:
-        return _run_stages(run, state, progress, stop, quiet)
-    except Exception:
-        if not resume and not existed and state["stages"]["prepare"]["status"] != "done":
-            shutil.rmtree(run, ignore_errors=True)  # bad input: leave no half-made run behind
+        _write_json(run / STATE_FILE, state)
+        result = _run_stages(run, state, progress, stop, quiet)
+    except BaseException:
+        if not resume and state["stages"]["prepare"]["status"] != "done":
+            if not existed or replaced is not None:  # bad input: leave no half-made run behind
+                shutil.rmtree(run, ignore_errors=True)
+            if replaced is not None:  # ... and give back the run it was to replace
+                replaced.rename(run)
+                replaced = None
         raise
+    finally:
+        if replaced is not None:
+            shutil.rmtree(replaced, ignore_errors=True)
+    return result
 
 
 def _run_stages(run: Path, state: dict, progress, stop, quiet: bool) -> PipelineResult:
@@ -581,4 +626,4 @@ def _result(run: Path, state: dict, status: str, stage: str) -> PipelineResult:
         metrics = json.loads((run / REPORT_DIRECTORY / "metrics.json").read_text())
     return PipelineResult(run=run, status=status, stage=stage, summary=state.get("summary", ""),
                           metrics=metrics,
-                          video_command=f"dancenet generate {run} -o dance.mp4 --seconds 60")
+                          video_command=f"dancenet generate {shlex.quote(str(run))} -o dance.mp4 --seconds 60")

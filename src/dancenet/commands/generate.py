@@ -86,6 +86,9 @@ def run_generate(args) -> int:
         if output_format(args.output) != "mp4" and not args.quiet:
             print(f"dancenet: note: {args.output}: GIF and PNG carry no audio; the dance follows "
                   f"{args.music} but only an .mp4 plays it", file=sys.stderr)
+        if args.seconds is not None and args.seconds > music.duration + 0.5 and not args.quiet:
+            print(f"dancenet: note: {args.music} lasts {music.duration:.1f} s; the last "
+                  f"{args.seconds - music.duration:.1f} s of the dance are silent", file=sys.stderr)
     dancer = load(args.run, device=args.device, motion_name=args.motion)
     check_video_size(dancer.width * args.scale, dancer.height * args.scale, f"--scale {args.scale}")
     path = dancer.write(args.output, seconds=args.seconds, seed=args.seed,

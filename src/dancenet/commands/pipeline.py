@@ -7,7 +7,9 @@ every other ``dancenet train ...`` here (see :func:`is_pipeline_call`).
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
+from pathlib import Path
 
 from . import positive_float
 
@@ -67,6 +69,8 @@ def build_parser(parser_class=argparse.ArgumentParser) -> argparse.ArgumentParse
 def run_pipeline(args) -> int:
     import signal
 
+    from tqdm import tqdm
+
     from ..pipeline import STAGES, train
     from ..progress import progress
 
@@ -76,12 +80,20 @@ def run_pipeline(args) -> int:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     bars = []  # made at the first report, so that an early error prints alone
+    printed = set()  # prepare's warnings and choices, each printed once above the bar
 
     def show(values: dict) -> None:
         if not bars:
             bars.append(progress(total=1000, desc="starting", unit="", quiet=args.quiet,
                                  bar_format="{percentage:3.0f}%|{bar}| {desc}"))
         bar = bars[0]
+        lines = [(f"dancenet: warning: {warning}", sys.stderr) for warning in values["warnings"]]
+        if not args.quiet:
+            lines += [(note, sys.stdout) for note in values["notes"]]
+        for line, stream in lines:
+            if line not in printed:
+                printed.add(line)
+                tqdm.write(line, file=stream)
         losses = values["losses"]
         shown = {"val_iou": "IoU", "train_loss": "loss", "val_nll_nats_per_frame": "held-out NLL"}
         loss_text = "".join(f", {label} {losses[key]:.3g}" for key, label in shown.items()
@@ -98,11 +110,11 @@ def run_pipeline(args) -> int:
         for bar in bars:
             bar.close()
     if result.status != "finished":
-        print(f"dancenet: stopped during {result.stage}; continue with: "
-              f"dancenet train {' '.join(args.sources)} --out {args.out} --resume", file=sys.stderr)
+        print(f"dancenet: stopped during {result.stage}; continue with: dancenet train "
+              f"{shlex.join(args.sources)} --out {shlex.quote(args.out)} --resume", file=sys.stderr)
         return 130
     print(result.summary)  # the result itself, printed with --quiet too (as `evaluate` does)
-    print(f"report: {args.out}/report/index.html")
+    print(f"report: {Path(args.out) / 'report' / 'index.html'}")
     print(f"make a video: {result.video_command}")
     return 0
 

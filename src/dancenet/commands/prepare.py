@@ -85,7 +85,7 @@ def run_prepare(args) -> int:
     import sys
     import time
 
-    from ..ingest import PrepareOptions, parse_size, prepare
+    from ..ingest import PrepareOptions, choices_made, parse_size, prepare
 
     height, width = parse_size(args.size)
     options = PrepareOptions(height=height, width=width, fps=args.fps, segment=args.segment,
@@ -93,18 +93,14 @@ def run_prepare(args) -> int:
                              framing=args.framing)
     started = time.perf_counter()
     dataset = prepare(args.sources, args.out, options, overwrite=args.overwrite)
-    for clip in dataset.clips:
-        for warning in clip.extra.get("warnings", []):
-            print(f"dancenet: warning: {warning}", file=sys.stderr)
+    warnings, notes = choices_made(dataset, args.segment)
+    for warning in warnings:
+        print(f"dancenet: warning: {warning}", file=sys.stderr)
     if not args.quiet:
         elapsed = time.perf_counter() - started
         methods = sorted({clip.segmentation for clip in dataset.clips})
-        for clip in dataset.clips:
-            reason = clip.extra.get("segment_reason")
-            if reason and args.segment == "auto":
-                print(f"{clip.name}: --segment auto chose {clip.segmentation} ({reason})")
-            if "framing" in clip.extra:
-                print(f"{clip.name}: {clip.extra['framing']}")
+        for note in notes:
+            print(note)
         print(f"wrote {dataset.path}: {len(dataset.clips)} clips, {len(dataset)} frames "
               f"({len(dataset) / dataset.fps:.1f} s at {dataset.fps:g} fps), {width}x{height}, "
               f"segmentation {', '.join(methods)}, in {elapsed:.1f} s")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from . import positive_float, positive_int
 from .training_args import add_training_arguments, recipe_from_args, run_options
@@ -86,7 +87,10 @@ def train_handler(args) -> int:
     from ..vae.model import PRESETS, preset_config
     from ..vae.train import load_recipe, preset_training, train_vae
 
-    check_output(args.out, [args.dataset, args.config], "--out")  # never overwrite an input
+    # What the run gains (a dataset may live inside the run, as `dancenet train` lays it out):
+    # none of it may be, hold or sit inside an input.
+    for written in ("vae.safetensors", "vae.json", "vae-train"):
+        check_output(Path(args.out) / written, [args.dataset, args.config], "--out")
     presets = {name: preset_config(name) for name in PRESETS}
     config, training = recipe_from_args(args, presets, preset_training, load_recipe)
     if config is not None:

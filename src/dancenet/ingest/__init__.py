@@ -133,3 +133,19 @@ def prepare(sources: Sequence[str | os.PathLike], out: str | os.PathLike,
                 writer.add_clip(clip.name, clip.source, clip.segmentation, masks, clip.source_fps,
                                 joints=clip.joints, joint_names=clip.joint_names, extra=clip.extra)
     return Dataset(out)
+
+
+def choices_made(dataset, segment: str = "auto") -> tuple[list[str], list[str]]:
+    """What ``prepare`` found and chose for each clip of ``dataset``, as lines to show a user:
+    (warnings, e.g. a second person in view; notes: the segmentation ``auto`` chose and why, the
+    framing). ``segment``: the method asked for (its reason is shown for ``auto`` only)."""
+    warnings, notes = [], []
+    for clip in dataset.clips:
+        warnings.extend(clip.extra.get("warnings", []))
+        reason = clip.extra.get("segment_reason")
+        if reason and segment == "auto":
+            notes.append(f"{clip.name}: --segment auto chose {clip.segmentation} ({reason})")
+        if "framing" in clip.extra:
+            notes.append(f"{clip.name}: {clip.extra['framing']}")
+    return warnings, notes
+

@@ -123,13 +123,13 @@ def empty_room(frames: int, height: int, width: int, seed: int = 0) -> np.ndarra
     return np.clip(backdrop[None] * flicker + noise, 0, 255).astype(np.uint8)
 
 
-def write_video(path, frames: np.ndarray, fps: float = 30):
-    """Encode (T, H, W, 3) uint8 RGB frames (x264 crf 14, yuv420p); returns ``path``."""
+def write_video(path, frames: np.ndarray, fps: float = 30, codec: str = "libx264", crf: int = 14):
+    """Encode (T, H, W, 3) uint8 RGB frames (x264 at ``crf``, yuv420p); returns ``path``."""
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
+        stream = container.add_stream(codec, rate=fps)
         stream.height, stream.width = frames.shape[1:3]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "14", "preset": "veryfast"}
+        stream.options = {"crf": str(crf), "preset": "veryfast"}
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())

@@ -9,6 +9,7 @@ from dancenet.errors import DancenetError
 from dancenet.ingest import PrepareOptions, prepare
 from dancenet.ingest.segment import fit_mask
 from tests.synthetic import render_synthetic_dancer
+from tests.synthetic_footage import write_video as encode_video
 
 FRAMES, SOURCE_HEIGHT, SOURCE_WIDTH = 48, 240, 512
 HEIGHT, WIDTH = 120, 208
@@ -16,15 +17,7 @@ HEIGHT, WIDTH = 120, 208
 
 def write_video(path, frames, fps=30, codec="libx264"):
     """Encode (T, H, W, 3) uint8 RGB frames at high quality (x264 crf 12, yuv420p)."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "12", "preset": "veryfast"}
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-    return path
+    return encode_video(path, frames, fps, codec=codec, crf=12)
 
 
 def composite(masks, backdrop, dancer_colour):

@@ -21,16 +21,21 @@ OTHERS_WARNING = 0.1  # warn about a second person seen in this share of the fra
 def segment_frames(frames: Iterable[np.ndarray], segmenter, total: int, desc: str,
                    quiet: bool) -> MaskStore:
     """Segment (h, w, 3) uint8 frames into a :class:`MaskStore`; a frame repeated as the same
-    array (a slow source shown at a higher frame rate) is segmented once."""
+    array (a slow source shown at a higher frame rate) is segmented once. The segmenter is
+    closed afterwards (a MediaPipe graph holds threads and memory)."""
     store = previous = None
-    for frame in progress(frames, total=total, desc=desc, unit="frame", quiet=quiet):
-        if store is None:
-            store = MaskStore(*frame.shape[:2])
-        if frame is previous:
-            store.repeat_last()
-            continue
-        previous = frame
-        store.append(np.asarray(segmenter(frame), dtype=bool))
+    try:
+        for frame in progress(frames, total=total, desc=desc, unit="frame", quiet=quiet):
+            if store is None:
+                store = MaskStore(*frame.shape[:2])
+            if frame is previous:
+                store.repeat_last()
+                continue
+            previous = frame
+            store.append(np.asarray(segmenter(frame), dtype=bool))
+    finally:
+        if hasattr(segmenter, "close"):
+            segmenter.close()
     return store
 
 

@@ -102,12 +102,8 @@ def iter_clips(path: str | Path, options: PrepareOptions) -> Iterator[ClipSource
     times = np.arange(len(files)) / source_fps
     indices = resample_indices(times, len(files) / source_fps, options.fps)
     frames = shown_frames(files, indices, work_height, work_width)
-    try:
-        store = segment_frames(frames, segmenter, total=len(indices), desc=f"segment {path.name}",
-                               quiet=options.quiet)
-    finally:
-        if hasattr(segmenter, "close"):
-            segmenter.close()
+    store = segment_frames(frames, segmenter, total=len(indices), desc=f"segment {path.name}",
+                           quiet=options.quiet)
     masks, extra = finish_clip(store, path, method, framing, options.height, options.width,
                                options.fps)
     yield ClipSource(

@@ -198,12 +198,8 @@ def iter_clips(path: str | Path, options: PrepareOptions) -> Iterator[ClipSource
     indices = resample_indices(info.times, info.end_time, options.fps)
     work_height, work_width = info.samples[0].shape[:2]
     frames = resampled_frames(path, indices, work_height, work_width)
-    try:
-        store = segment_frames(frames, segmenter, total=len(indices), desc=f"segment {path.stem}",
-                               quiet=options.quiet)
-    finally:
-        if hasattr(segmenter, "close"):
-            segmenter.close()
+    store = segment_frames(frames, segmenter, total=len(indices), desc=f"segment {path.stem}",
+                           quiet=options.quiet)
     masks, extra = finish_clip(store, path, method, framing(options), options.height,
                                options.width, options.fps)
     yield ClipSource(

@@ -38,7 +38,8 @@ SCALE = 4  # 208x120 silhouettes shown at 832x480
 INTRO = """\
 # dancenet
 dancenet watches a dancer move, learns *how* she moves, then improvises new dances in her style:
-white silhouettes on black, of any length. Nothing here copies the footage; every dance is new.
+white silhouettes on black, of any length. Every dance is generated, not played back; the
+**Evaluate** tab measures how close it comes to copying the footage (short videos make copies).
 
 **Dance** makes a dance with a trained model. **Train** teaches a new model from your own video.
 **Evaluate** shows how close a model's dances come to the real dancer.

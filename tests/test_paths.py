@@ -83,7 +83,7 @@ def test_plain_names_pass(name):
     assert check_name(name, "--name") == name
 
 
-@pytest.mark.parametrize("name", ["", ".", "..", "../x", "a/b", "/abs", ".hidden", "a\\b", "a" * 101, "x\x00"])
+@pytest.mark.parametrize("name", ["", ".", "..", "../x", "a/b", "/abs", ".hidden", "-x", "a\\b", "a" * 101, "x\x00"])
 def test_paths_are_not_names(name):
     with pytest.raises(DancenetError, match="--name"):
         check_name(name, "--name")

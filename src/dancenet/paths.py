@@ -117,18 +117,19 @@ def run_files(run: PathLike | None, names: Iterable[str] = ("vae", "motion")) ->
     return sorted(entry for entry in Path(run).iterdir() if entry.name.split(".", 1)[0] in stems)
 
 
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 
 
 def check_name(value: str, flag: str) -> str:
-    """A ``--name``-like option: letters, digits, ``_ . + -``, not starting with ``.``, at most 100
-    characters, so it can never name a path (no ``/``, no ``..``)."""
+    """A ``--name``-like option (a model's name inside a run): letters, digits, ``_ . -``, not
+    starting with ``.`` or ``-``, at most 100 characters, so it can never name a path (no ``/``,
+    no ``..``)."""
     if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise DancenetError(f"{flag} {_NAME_PROBLEM.format(value=value)}")
     return value
 
 
-_NAME_PROBLEM = ("{value!r}: must be a plain name (letters, digits, _ . + -; not starting with '.'; "
+_NAME_PROBLEM = ("{value!r}: must be a plain name (letters, digits, _ . -; not starting with '.' or '-'; "
                  "at most 100 characters), not a path")
 
 

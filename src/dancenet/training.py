@@ -39,6 +39,7 @@ from . import distributed
 from .checkpoint import check_finite_weights, load_checkpoint, save_checkpoint
 from .config import check_all, to_dict
 from .errors import DancenetError, input_error
+from .paths import check_name
 from .progress import progress
 
 
@@ -376,21 +377,13 @@ class Stage:
         raise NotImplementedError
 
 
-def check_name(name: str) -> None:
-    """A model name is a name inside the run, never a path."""
-    allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
-    if not name or name[0] in "-." or not set(name) <= allowed or len(name) > 100:
-        raise DancenetError(f"--name {name}: must be a plain name of letters, digits, '-', '_' "
-                            "and '.' (not a path), starting with a letter or digit")
-
-
 def open_run(run: Path, name: str, kind: str, options: RunOptions) -> dict | None:
     """The one --resume / --overwrite rule: the checkpoint to resume (None for a new run).
 
     A new run refuses to replace a model already in RUN without ``--overwrite``; leftovers of
     a killed session (temporary ``.partial`` files) are removed first.
     """
-    check_name(name)
+    check_name(name, "--name")  # a name inside the run, never a path
     directory = run / f"{name}-train"
     path = directory / CHECKPOINT
     _remove_leftovers(run, directory, name)

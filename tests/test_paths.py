@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from dancenet.atomic import atomic_directory, atomic_file, remove_stale_partials
+from dancenet.atomic import atomic_directory, atomic_file, remove_stale_partials, remove_stale_partials_in
 from dancenet.errors import DancenetError, one_line, user_errors
 from dancenet.paths import check_name, check_output, check_replaceable, member, run_files
 
@@ -140,3 +140,17 @@ def test_one_line_and_user_errors():
     with pytest.raises(ZeroDivisionError):  # not listed: a bug keeps its traceback
         with user_errors("clip.mp4", "cannot be read as a video", ValueError):
             1 / 0
+
+
+def test_a_folders_dead_writers_temporaries_all_go_live_ones_and_other_files_stay(tmp_path):
+    pid = dead_pid()
+    stale = [tmp_path / f".vae.{pid}.ab12cd34.partial.safetensors",
+             tmp_path / f".checkpoint.{pid}.x_9y8z7w.partial.pt",
+             tmp_path / f".motion.v2.{pid}.qq11rr22.partial.json"]
+    live = tmp_path / f".metrics.{os.getpid()}.ss33tt44.partial.csv"
+    kept = [tmp_path / "vae.safetensors", tmp_path / ".hidden-notes", live]
+    for path in stale + kept:
+        path.write_text("x")
+    assert sorted(remove_stale_partials_in(tmp_path)) == sorted(stale)
+    assert all(path.exists() for path in kept) and not any(path.exists() for path in stale)
+    assert remove_stale_partials_in(tmp_path / "missing") == []

@@ -74,6 +74,19 @@ def remove_stale_partials(path: str | os.PathLike) -> list[Path]:
     return removed
 
 
+_TEMPORARY = re.compile(r"\.(.+?)\.\d+\.[^/]*\.partial.*")
+
+
+def remove_stale_partials_in(folder: str | os.PathLike) -> list[Path]:
+    """:func:`remove_stale_partials` for every target in ``folder`` that has a temporary there
+    (a run folder after a killed session); a live writer's temporaries are left alone."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    targets = {match.group(1) for name in os.listdir(folder) if (match := _TEMPORARY.fullmatch(name))}
+    return [path for target in sorted(targets) for path in remove_stale_partials(folder / target)]
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from . import distributed
+from .atomic import remove_stale_partials_in
 from .checkpoint import check_finite_weights, load_checkpoint, save_checkpoint
 from .config import check_all, to_dict
 from .errors import DancenetError, input_error
@@ -386,7 +387,7 @@ def open_run(run: Path, name: str, kind: str, options: RunOptions) -> dict | Non
     check_name(name, "--name")  # a name inside the run, never a path
     directory = run / f"{name}-train"
     path = directory / CHECKPOINT
-    _remove_leftovers(run, directory, name)
+    _remove_leftovers(run, directory)
     if options.resume:
         if options.overwrite:
             raise DancenetError("--resume and --overwrite: choose one (continue, or start again)")
@@ -413,13 +414,10 @@ def resumed_recipe(checkpoint: dict, config_cls, training_cls, budget: TrainingC
     return config_cls.from_dict(checkpoint["model_config"]), training
 
 
-def _remove_leftovers(run: Path, directory: Path, name: str) -> None:
-    """Temporary files (``.NAME.*.partial*``) a killed session left beside its outputs."""
-    for folder, prefixes in ((run, (f".{name}.",)), (directory, (".",))):
-        if folder.is_dir():
-            for path in folder.iterdir():
-                if path.is_file() and ".partial" in path.name and path.name.startswith(prefixes):
-                    path.unlink(missing_ok=True)
+def _remove_leftovers(run: Path, directory: Path) -> None:
+    """Temporaries that a killed session left beside its outputs (their writer is gone)."""
+    for folder in (run, directory):
+        remove_stale_partials_in(folder)
 
 
 @contextlib.contextmanager

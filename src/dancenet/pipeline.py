@@ -342,15 +342,14 @@ def evaluate_stage(run: Path, state: dict, quiet: bool) -> str:
 def evaluate_run(run: str | os.PathLike, seconds: float = EVALUATE_SECONDS,
                  samples: int = EVALUATE_SAMPLES) -> str:
     """``dancenet evaluate RUN --reference RUN/data -o RUN/report``; returns the summary table."""
-    import argparse
-
+    from .cli import build_parser
     from .commands.evaluate import run_evaluate
 
     run = Path(run)
-    arguments = argparse.Namespace(
-        run=str(run), reference=str(dataset_path(run)), seconds=seconds, samples=samples,
-        temperature=None, sigma_temperature=None, motion="motion", loop_threshold=None,
-        out=str(run / REPORT_DIRECTORY), quiet=True)
+    # Parsed by the command's own parser, so every other option keeps the CLI's default.
+    arguments = build_parser().parse_args(
+        ["evaluate", str(run), "--reference", str(dataset_path(run)), "--seconds", f"{seconds!r}",
+         "--samples", str(int(samples)), "-o", str(run / REPORT_DIRECTORY), "--quiet"])
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         run_evaluate(arguments)

@@ -58,15 +58,17 @@ class Evaluation:
 
 
 def validation_clips(run: str | os.PathLike, motion_name: str = "motion") -> list[str] | int | None:
-    """The validation clips a run recorded (``val_clips`` in the metadata of RUN/MOTION.json,
-    else of RUN/vae.json), or None when it recorded none."""
+    """The clips a run held out for testing: ``test_clips`` in the metadata of RUN/MOTION.json
+    (never trained on nor used to pick the model), else its ``val_clips``, else RUN/vae.json's
+    ``val_clips``; None when it recorded none."""
     from ..checkpoint import read_model_info
 
-    for name, kind in ((motion_name, "motion"), ("vae", "vae")):
+    for name, kind, key in ((motion_name, "motion", "test_clips"), (motion_name, "motion", "val_clips"),
+                            ("vae", "vae", "val_clips")):
         if not (Path(run) / f"{name}.json").is_file():
             continue
         try:
-            names = read_model_info(run, name, kind).metadata.get("val_clips")
+            names = read_model_info(run, name, kind).metadata.get(key)
         except DancenetError:  # a broken model file is reported by the loader that needs it
             continue
         if names and isinstance(names, list):
@@ -196,10 +198,24 @@ def _check_inputs(videos: dict[str, np.ndarray], reference: Reference,
 def reference_levels(reference: Reference, long_clips: list[Clip], settings: MetricSettings,
                      feature_config: FeatureConfig, video_length: int) -> ReferenceLevels:
     """How real dance scores on every metric, and the fitted features videos are compared with."""
-    dataset, fps = reference.dataset, reference.dataset.fps
+    dataset = reference.dataset
     frames = [dataset.clip_frames(clip).astype(bool) for clip in long_clips]
+    sample = dataset.frames_at(_even_indices(long_clips, settings.max_reference_frames))
+    library = dataset.frames_at(_even_indices(reference.training_clips, settings.memorisation_library_frames))
+    return levels_from_frames(frames, sample, library, reference.role == "held-out clips", dataset.fps,
+                              settings, feature_config, video_length, clips=long_clips)
+
+
+def levels_from_frames(frames: list[np.ndarray], sample: np.ndarray, library: np.ndarray, held_out: bool,
+                       fps: float, settings: MetricSettings, feature_config: FeatureConfig,
+                       video_length: int, clips: list[Clip] | None = None) -> ReferenceLevels:
+    """:func:`reference_levels` from frames in memory: ``frames`` the reference takes (bool, each
+    long enough for two feature windows), ``sample`` up to a few thousand of their frames,
+    ``library`` the training frames a video could copy; ``held_out``: the reference is unseen
+    (memorisation is measured only then). Motion training's rollout selection uses this."""
+    height, width = frames[0].shape[1:]
     energy = np.concatenate([metrics.motion_energy(clip) for clip in frames])
-    threshold = metrics.freeze_threshold(energy, dataset.height * dataset.width)
+    threshold = metrics.freeze_threshold(energy, height * width)
     loop_min_motion = metrics.LOOP_MIN_MOTION_SHARE * float(np.median(energy))
     freeze = np.concatenate([metrics.freeze_mask(metrics.motion_energy(clip), threshold, fps,
                                                  settings.freeze_min_seconds) for clip in frames])
@@ -213,10 +229,8 @@ def reference_levels(reference: Reference, long_clips: list[Clip], settings: Met
                                    min_motion=loop_min_motion) for clip in frames]
     looping = np.concatenate([(loop.best_similarity >= settings.loop_threshold) & loop.moving for loop in loops])
     similarity = np.concatenate([loop.best_similarity for loop in loops])
-    sample = dataset.frames_at(_even_indices(long_clips, settings.max_reference_frames))
     artifacts = metrics.artifact_analysis(sample)
-    library = dataset.frames_at(_even_indices(reference.training_clips, settings.memorisation_library_frames))
-    memorisation = metrics.best_match_iou(sample, library) if reference.role == "held-out clips" else None
+    memorisation = metrics.best_match_iou(sample, library) if held_out else None
     chosen = np.unique(np.linspace(0, len(frames) - 1, min(settings.diversity_takes, len(frames))).round().astype(int))
     length = min(video_length, int(settings.diversity_seconds * fps))
     diversity_clips = [frames[index][:length] for index in chosen]
@@ -235,7 +249,7 @@ def reference_levels(reference: Reference, long_clips: list[Clip], settings: Met
                                if memorisation is not None else None),
         "diversity": metrics.diversity(diversity_clips) if len(diversity_clips) > 1 else None,
     }
-    return ReferenceLevels(long_clips, frames, energy, threshold, loop_min_motion, feature,
+    return ReferenceLevels(clips or [], frames, energy, threshold, loop_min_motion, feature,
                            feature.transform(frames), library, memorisation, level)
 
 
@@ -291,6 +305,16 @@ def _summary(videos: dict[str, np.ndarray], per_video: dict[str, dict], levels: 
     if floor:
         summary["frechet_over_real_vs_real"] = summary["frechet_distance"] / floor
     return summary
+
+
+def score_videos(videos: dict[str, np.ndarray], levels: ReferenceLevels, fps: float,
+                 settings: MetricSettings = MetricSettings()) -> dict:
+    """The summary metrics of ``videos`` (name -> (time, H, W)) against ``levels`` that were
+    computed once (:func:`levels_from_frames`): the same numbers ``evaluate`` pools, without the
+    report's arrays."""
+    per_video = {name: _video_metrics(name, metrics.as_binary(video), levels, fps, settings)
+                 for name, video in videos.items()}
+    return _summary(videos, per_video, levels, settings)
 
 
 def report_json(reference: Reference, levels: ReferenceLevels, settings: MetricSettings, summary: dict,

@@ -13,6 +13,7 @@ examples:
 Generates --samples videos (seeds 0..N-1) and measures them against real dance: the run's
 held-out clips when its config records validation clips, else the whole reference dataset.
 Writes report/metrics.json and report/index.html (self-contained: open it from disk).
+Beside each metric's mean, the summary gives its worst 10 s window of any sample and where it is.
 Metric definitions: docs/metrics.md.
 """
 
@@ -23,7 +24,8 @@ examples:
 
 Any video from any system: the dancer must be bright on a dark background (silhouettes, as
 dancenet writes them). A video of another size is fitted to the reference's size (keeping its
-aspect ratio) and resampled to its frame rate; both are reported on stderr.
+aspect ratio) and resampled to its frame rate; both are reported on stderr. Beside each metric's
+mean, the summary gives its worst 10 s window of any video and where it is.
 """
 
 

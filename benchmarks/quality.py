@@ -3,7 +3,8 @@
     python benchmarks/quality.py [--data DATA] [--default RUN] [--baseline RUN] [--seconds 60] [--samples 3]
 
 Generates ``--samples`` videos (seeds 0..N-1) with each run and prints every metric of
-docs/metrics.md side by side, with the real reference's own level in the last column. Both runs
+docs/metrics.md side by side, with the real reference's own level in the last column; under each
+metric, its worst 10 s window of any seed (and of the real clips), with where it is. Both runs
 are measured against the same reference: the default run's held-out clips (the whole dataset if
 it records none). ``--data`` is a prepared dataset, or a source (BVH folder, video) that is
 prepared on the fly at the default run's size and frame rate (``--source-fps``, default 60 for the
@@ -68,7 +69,8 @@ def measure(run: Path, reference, seconds: float, samples: int) -> dict:
     summary = dict(evaluation.metrics["summary"])
     summary["generate_frames_per_s"] = sum(len(v) for v in videos.values()) / generate_seconds
     summary["evaluate_seconds"] = time.perf_counter() - started
-    return {"summary": summary, "reference_level": evaluation.metrics["reference_level"]}
+    return {"summary": summary, "reference_level": evaluation.metrics["reference_level"],
+            "worst_window_seconds": evaluation.metrics["settings"]["worst_window_seconds"]}
 
 
 def cell(value) -> str:
@@ -77,6 +79,14 @@ def cell(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def worst_row(label: str, key: str, results: dict, names: list[str], real: dict) -> list[str]:
+    """A metric's worst window (docs/metrics.md) for each model and for real dance, with where it is."""
+    from dancenet.commands.evaluate import worst_cell
+
+    return ([label] + [worst_cell(results[n]["summary"]["worst_window"].get(key)) for n in names]
+            + [worst_cell(real.get("worst_window", {}).get(key))])
 
 
 def main() -> int:
@@ -112,15 +122,19 @@ def main() -> int:
 
     names = list(results)
     real = next(iter(results.values()))["reference_level"]
+    worst_label = f"  worst {next(iter(results.values()))['worst_window_seconds']:g} s window"
     print(f"quality: {args.samples} x {args.seconds:g} s per model, reference {dataset.path.name} "
           f"({reference.role}: {', '.join(clip.name for clip in reference.clips)})")
     table = [["metric"] + names + ["real"]]
     for key, label in ROWS:
         table.append([label] + [cell(results[n]["summary"].get(key)) for n in names] + [cell(real.get(key))])
+        if key in real.get("worst_window", {}) or any(key in results[n]["summary"]["worst_window"] for n in names):
+            table.append(worst_row(worst_label, key, results, names, real))
     table.append(["real-vs-real Frechet (floor)"] + [cell(results[n]["summary"]["frechet_real_vs_real"])
                                                      for n in names] + [""])
     table.append(["motion energy mean"] + [cell(results[n]["summary"]["motion_energy"]["mean"]) for n in names]
                  + [cell(real["motion_energy"]["mean"])])
+    table.append(worst_row(worst_label + " (mean / real mean)", "motion_energy_over_real", results, names, real))
     table.append(["generate frames/s"] + [f"{results[n]['summary']['generate_frames_per_s']:.0f}" for n in names]
                  + [""])
     table.append(["evaluate seconds"] + [f"{results[n]['summary']['evaluate_seconds']:.1f}" for n in names] + [""])

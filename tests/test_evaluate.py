@@ -90,10 +90,15 @@ def test_evaluate_video_cli_end_to_end(reference, tmp_path, capsys):
     captured = capsys.readouterr()
     assert "resized" in captured.err and "160x96" in captured.err
     assert "frechet_distance" in captured.out
+    assert "worst window: loop_ratio" in captured.out and "worst window: motion_energy_over_real" in captured.out
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["samples"][0]["frames"] == 90
     assert metrics["samples"][0]["artifact_ratio"] < 0.01
-    assert_self_contained((out / "index.html").read_text())
+    assert metrics["settings"]["worst_window_seconds"] == 10
+    assert metrics["summary"]["worst_window"]["loop_ratio"]["video"] == "dance.mp4"
+    page = (out / "index.html").read_text()
+    assert_self_contained(page)
+    assert "Worst 10 s window" in page and "motion energy / real mean" in page
 
 
 def test_evaluate_cli_with_a_stand_in_model(reference, tmp_path, monkeypatch, capsys):
@@ -163,3 +168,38 @@ def test_video_of_another_size_or_too_short_is_refused(reference):
         suite.evaluate_videos({"video": np.zeros((60, 10, 10), bool)}, suite.make_reference(reference))
     with pytest.raises(DancenetError, match="too short"):
         suite.evaluate_videos({"video": dancer_video(5, HEIGHT, WIDTH)}, suite.make_reference(reference))
+
+
+def test_worst_window_finds_the_burst_that_the_mean_hides(reference):
+    from dancenet.commands.evaluate import summary_table
+    from dancenet.evaluate import metrics
+
+    seconds = lambda start, stop: slice(int(start * FPS), int(stop * FPS))  # noqa: E731
+    burst = dancer_video(int(50 * FPS), HEIGHT, WIDTH, seed=5, fps=FPS)
+    burst[seconds(10, 20)] = burst[seconds(0, 10)]  # 10-20 s repeats 0-10 s
+    burst[seconds(30, 40), 20:24, 0:3] = True       # a speck away from the dancer for 30-40 s
+    short = dancer_video(int(6 * FPS), HEIGHT, WIDTH, seed=6, fps=FPS)
+    evaluation = suite.evaluate_videos({"short": short, "burst": burst}, suite.make_reference(reference))
+    summary, samples = evaluation.metrics["summary"], evaluation.metrics["samples"]
+    worst = summary["worst_window"]
+
+    assert worst["artifact_ratio"]["video"] == "burst" and worst["artifact_ratio"]["start_seconds"] == 30
+    assert worst["artifact_ratio"]["value"] == pytest.approx(metrics.artifact_analysis(burst[seconds(30, 40)]).ratio)
+    assert worst["artifact_ratio"]["value"] > 0.02
+    assert samples[1]["artifact_ratio"] < worst["artifact_ratio"]["value"] / 3  # the mean stays low
+    assert worst["loop_ratio"]["video"] == "burst" and worst["loop_ratio"]["start_seconds"] == 10
+    assert worst["loop_ratio"]["value"] == pytest.approx(1.0) and summary["loop_ratio"] < 0.3
+    assert worst["artifact_ratio"]["seconds"] == worst["loop_ratio"]["seconds"] == 10
+    energy, real_energy = worst["motion_energy_over_real"], evaluation.metrics["reference_level"]["motion_energy"]
+    assert energy["value"] == pytest.approx(energy["mean"] / real_energy["mean"])
+
+    # A video shorter than the window is one window: its worst is its whole-video value.
+    for key, entry in samples[0]["worst_window"].items():
+        assert (entry["start_seconds"], entry["seconds"]) == (0, 6)
+        if key != "motion_energy_over_real":
+            assert entry["value"] == pytest.approx(samples[0][key])
+    real = evaluation.metrics["reference_level"]["worst_window"]
+    assert real["loop_ratio"]["clip"] in {"take0", "take1", "take2"} and real["artifact_ratio"]["value"] == 0
+    table = summary_table(summary, evaluation.metrics["reference_level"])
+    assert re.search(r"worst window: artifact_ratio .*\(burst 30-40 s\)", table)
+    assert re.search(r"worst window: loop_ratio .*\(burst 10-20 s\)", table)

@@ -155,3 +155,20 @@ def test_shape_descriptors_of_a_rectangle():
 def test_feature_needs_a_long_enough_clip(dance):
     with pytest.raises(ValueError, match="window"):
         FrechetFeature.fit([dance[:5]], FPS)
+
+
+def test_windows_slide_by_the_stride_and_a_short_video_is_one_window():
+    assert metrics.window_starts(750, 300, 30).tolist() == list(range(0, 451, 30))
+    assert metrics.window_starts(100, 300, 30).tolist() == [0]
+    burst = np.zeros(100)
+    burst[40:50] = 1  # one value per frame
+    values = metrics.window_ratios(burst, None, 100, metrics.window_starts(100, 20, 5), 20)
+    assert values.max() == 0.5 and values.argmax() * 5 == 30 and values[0] == 0
+    # One value per pair of frames (motion energy): a window of 20 frames holds 19 of them.
+    pairs = metrics.window_ratios(np.ones(99), None, 100, np.array([0, 80]), 20)
+    assert pairs.tolist() == [1.0, 1.0]
+    # Weighted: pixels over foreground, and a window with no weight is 0.
+    weights = np.r_[np.zeros(50), np.full(50, 4.0)]
+    weighted = metrics.window_ratios(weights / 2, weights, 100, np.array([0, 50]), 50)
+    assert weighted.tolist() == [0.0, 0.5]
+    assert metrics.window_ratios(np.ones(99), None, 100, np.array([0]), 300).tolist() == [1.0]

@@ -13,6 +13,7 @@ examples:
 Generates --samples videos (seeds 0..N-1) and measures them against real dance: the run's
 held-out clips when its config records validation clips, else the whole reference dataset.
 Writes report/metrics.json and report/index.html (self-contained: open it from disk).
+Beside each metric's mean, the summary gives its worst 10 s window of any sample and where it is.
 Metric definitions: docs/metrics.md.
 """
 
@@ -23,7 +24,8 @@ examples:
 
 Any video from any system: the dancer must be bright on a dark background (silhouettes, as
 dancenet writes them). A video of another size is fitted to the reference's size (keeping its
-aspect ratio) and resampled to its frame rate; both are reported on stderr.
+aspect ratio) and resampled to its frame rate; both are reported on stderr. Beside each metric's
+mean, the summary gives its worst 10 s window of any video and where it is.
 """
 
 
@@ -98,8 +100,22 @@ def summary_table(summary: dict, real: dict) -> str:
             rows.append((key, _cell(summary.get(key)), _cell(real.get(key))))
     rows.append(("motion_energy_mean", _cell(summary["motion_energy"]["mean"]),
                  _cell(real["motion_energy"]["mean"])))
+    worst, real_worst = summary.get("worst_window", {}), real.get("worst_window", {})
+    for key in worst:  # each metric's worst window of any video (docs/metrics.md); older reports have none
+        rows.append((f"worst window: {key}", worst_cell(worst[key]), worst_cell(real_worst.get(key))))
     widths = [max(len(row[column]) for row in rows) for column in range(3)]
     return "\n".join(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}" for row in rows)
+
+
+def worst_cell(entry: dict | None) -> str:
+    """A worst window as text: its value, then where it is (video or clip, seconds) unless it is 0."""
+    if entry is None:
+        return "-"
+    if entry["value"] == 0:  # every window is clean: no place to point at
+        return "0"
+    start = entry["start_seconds"]
+    return (f"{_cell(entry['value'])} ({entry.get('video', entry.get('clip'))} "
+            f"{start:g}-{start + entry['seconds']:g} s)")
 
 
 def _cell(value) -> str:

@@ -225,6 +225,7 @@ class ArtifactResult:
     ratio: artifact pixels / foreground pixels over the whole video.
     per_frame: (time,) artifact share of each frame's foreground (0 for empty frames).
     empty: (time,) bool, frames with less foreground than ``EMPTY_SHARE`` of the frame.
+    foreground: (time,) int64 foreground pixels of each frame (weights ``per_frame`` into ratios).
     """
 
     ratio: float
@@ -232,6 +233,7 @@ class ArtifactResult:
     empty_ratio: float
     empty: np.ndarray
     gap: int
+    foreground: np.ndarray
 
 
 def default_gap(height: int) -> int:
@@ -300,7 +302,8 @@ def artifact_analysis(frames: np.ndarray, gap: int | None = None, chunk: int = 2
     empty = foreground < empty_share * height * width
     return ArtifactResult(ratio=float(artifacts.sum() / total) if total else 0.0,
                           per_frame=np.where(foreground > 0, artifacts / np.maximum(foreground, 1), 0.0),
-                          empty_ratio=float(empty.mean()) if time else 0.0, empty=empty, gap=gap)
+                          empty_ratio=float(empty.mean()) if time else 0.0, empty=empty, gap=gap,
+                          foreground=foreground)
 
 
 # --- diversity and memorisation -----------------------------------------------------------------
@@ -343,3 +346,35 @@ def energy_summary(energy: np.ndarray) -> dict:
         return {"mean": 0.0, "median": 0.0, "p5": 0.0, "p95": 0.0}
     return {"mean": float(np.mean(energy)), "median": float(np.median(energy)),
             "p5": float(np.percentile(energy, 5)), "p95": float(np.percentile(energy, 95))}
+
+
+# --- worst windows ------------------------------------------------------------------------------
+
+def window_starts(frames: int, window: int, stride: int) -> np.ndarray:
+    """First frame of every ``window``-frame window, one every ``stride`` frames, inside ``frames``.
+
+    A video no longer than one window is one window (start 0), however short it is.
+    """
+    return np.arange(0, max(frames - window, 0) + 1, max(int(stride), 1))
+
+
+def window_ratios(numerator: np.ndarray, denominator: np.ndarray | None, frames: int, starts: np.ndarray,
+                  window: int) -> np.ndarray:
+    """``sum(numerator) / sum(denominator)`` over each window of ``window`` frames at ``starts``.
+
+    numerator: a per-frame series of a ``frames``-long video; a series with ``k`` fewer values
+        (motion energy: one per pair of frames, k = 1; loop flags: one per loop-window start,
+        k = loop window - 1) starts at the same frame and gives each window ``window - k`` values,
+        so every value counted lies inside the window.
+    denominator: weights of the same length (artifact ratio: foreground pixels), None = a plain mean.
+    Returns (len(starts),) float; 0 where a window holds no weight.
+    """
+    numerator = np.asarray(numerator, dtype=np.float64)
+    denominator = np.ones_like(numerator) if denominator is None else np.asarray(denominator, dtype=np.float64)
+    length = max(window - (frames - len(numerator)), 1)
+    values = np.zeros(len(starts))
+    for index, start in enumerate(starts):
+        weight = denominator[start:start + length].sum()
+        if weight > 0:
+            values[index] = numerator[start:start + length].sum() / weight
+    return values

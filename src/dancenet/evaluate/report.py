@@ -38,6 +38,11 @@ SUMMARY_ROWS = (
     ("motion_nll", "motion NLL / frame", "held-out latent negative log-likelihood", "lower"),
 )
 
+# The worst-window metrics (suite.worst_windows), in table order: key -> short name for the plots.
+WORST_WINDOW_NAMES = {"freeze_ratio": "freeze", "loop_ratio": "loop", "artifact_ratio": "artifacts",
+                      "empty_frame_ratio": "empty", "copied_frame_ratio": "copied",
+                      "motion_energy_over_real": "energy"}
+
 
 def _format(value) -> str:
     if value is None:
@@ -129,8 +134,51 @@ def _plot_energy_timeline(evaluation: Evaluation) -> str:
         artifact_axes.plot(seconds, evaluation.artifacts[name][1:], linewidth=0.7, color="tab:orange")
         artifact_axes.set_ylim(0, max(0.05, float(evaluation.artifacts[name].max(initial=0))))
         artifact_axes.tick_params(labelsize=7, colors="tab:orange")
-    axes.set_xlabel("seconds: motion energy per frame (blue), frozen spans shaded, artifact share (orange, right)")
+        _mark_worst_windows(axes, evaluation.metrics["summary"].get("worst_window", {}), name)
+    axes.set_xlabel("seconds: motion energy per frame (blue), frozen spans shaded, artifact share (orange, right), "
+                    "worst windows purple", fontsize=8)
     return _png(figure)
+
+
+def _mark_worst_windows(axes, worst: dict, name: str) -> None:
+    """Outline the worst windows of every video that lie in video ``name``, named by their metrics."""
+    spans: dict[tuple[float, float], list[str]] = {}
+    for key, entry in worst.items():
+        clean = entry["value"] == 0 and key != "motion_energy_over_real"  # nothing bad to point at
+        if entry.get("video") == name and not clean:
+            spans.setdefault((entry["start_seconds"], entry["seconds"]), []).append(WORST_WINDOW_NAMES.get(key, key))
+    for row, ((start, seconds), keys) in enumerate(sorted(spans.items())):
+        axes.axvspan(start, start + seconds, facecolor="purple", alpha=0.07, edgecolor="purple", linestyle="--",
+                     linewidth=0.9)
+        axes.text(start, 0.97 - 0.16 * (row % 4), " worst " + ", ".join(keys), transform=axes.get_xaxis_transform(),
+                  fontsize=6, color="purple", va="top")
+
+
+def _worst_window_table(metrics: dict) -> str:
+    """The worst-window rows as an HTML section ("" for a report without them)."""
+    worst, real = metrics["summary"].get("worst_window"), metrics["reference_level"].get("worst_window", {})
+    if not worst:
+        return ""
+    labels = {key: label for key, label, _, _ in SUMMARY_ROWS}
+    labels["motion_energy_over_real"] = "motion energy / real mean"
+
+    def cells(entry: dict | None) -> str:
+        if entry is None:
+            return "<td class=n>&ndash;</td><td></td>"
+        if entry["value"] == 0:  # every window is clean: no place to point at
+            return "<td class=n>0</td><td></td>"
+        start, where = entry["start_seconds"], entry.get("video", entry.get("clip", ""))
+        return (f"<td class=n>{_format(entry['value'])}</td>"
+                f"<td>{html.escape(str(where))}, {start:g}&ndash;{start + entry['seconds']:g} s</td>")
+
+    rows = "".join(f"<tr><td>{labels.get(key, key)}</td>{cells(worst[key])}{cells(real.get(key))}</tr>"
+                   for key in WORST_WINDOW_NAMES if key in worst)
+    seconds = metrics["settings"].get("worst_window_seconds", 10)
+    return (f"<h2>Worst {seconds:g} s window</h2><p class=note>Each metric's worst {seconds:g} s stretch of any "
+            f"sample (windows every second), beside real dance's worst; motion energy: the window farthest from "
+            f"the real mean, as a ratio. Shaded purple on the motion energy timeline.</p>"
+            f"<table><tr><th>metric</th><th>generated worst</th><th>where</th><th>real worst</th><th>where</th></tr>"
+            f"{rows}</table>")
 
 
 def _plot_recurrence(evaluation: Evaluation) -> str:
@@ -274,6 +322,7 @@ figure {{ display: inline-block; margin: 0.5em; }} img {{ max-width: 100%; }}
 {''.join(rows)}</table>
 <p class=note>Definitions: docs/metrics.md. Real reference = the same metric on real dance
 (real-vs-real Frechet compares the first and second halves of every reference clip).</p>
+{_worst_window_table(metrics)}
 <h2>Per sample</h2>
 <table><tr><th>sample</th><th>seconds</th><th>freeze</th><th>loop</th><th>artifact</th><th>empty</th>
 <th>Frechet</th><th>motion energy</th><th>memorisation</th></tr>{sample_rows}</table>

@@ -93,12 +93,17 @@ def _halves(clips: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]
     return [clip[:len(clip) // 2] for clip in clips], [clip[len(clip) // 2:] for clip in clips]
 
 
+def _even_positions(total: int, limit: int) -> np.ndarray:
+    """Up to ``limit`` positions spread evenly over ``total`` frames (all of them when they fit)."""
+    if total > limit:
+        return np.linspace(0, total - 1, limit).round().astype(np.int64)
+    return np.arange(total)
+
+
 def _even_indices(clips: list[Clip], limit: int) -> np.ndarray:
     """Up to ``limit`` global frame indices spread evenly over ``clips``."""
     indices = np.concatenate([np.arange(clip.start, clip.stop) for clip in clips])
-    if len(indices) > limit:
-        indices = indices[np.linspace(0, len(indices) - 1, limit).round().astype(np.int64)]
-    return indices
+    return indices[_even_positions(len(indices), limit)]
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,8 @@ class MetricSettings:
     memorisation_library_frames: int = 4000  # training frames a generated frame is matched against
     diversity_takes: int = 5                # real takes compared with each other (<= 10 pairs)
     diversity_seconds: float = 30.0
+    worst_window_seconds: float = 10.0      # each metric's worst window this long, per video
+    worst_window_stride_seconds: float = 1.0
 
 
 @dataclass
@@ -200,20 +207,23 @@ def reference_levels(reference: Reference, long_clips: list[Clip], settings: Met
     """How real dance scores on every metric, and the fitted features videos are compared with."""
     dataset = reference.dataset
     frames = [dataset.clip_frames(clip).astype(bool) for clip in long_clips]
-    sample = dataset.frames_at(_even_indices(long_clips, settings.max_reference_frames))
     library = dataset.frames_at(_even_indices(reference.training_clips, settings.memorisation_library_frames))
-    return levels_from_frames(frames, sample, library, reference.role == "held-out clips", dataset.fps,
+    return levels_from_frames(frames, library, reference.role == "held-out clips", dataset.fps,
                               settings, feature_config, video_length, clips=long_clips)
 
 
-def levels_from_frames(frames: list[np.ndarray], sample: np.ndarray, library: np.ndarray, held_out: bool,
-                       fps: float, settings: MetricSettings, feature_config: FeatureConfig,
-                       video_length: int, clips: list[Clip] | None = None) -> ReferenceLevels:
+def levels_from_frames(frames: list[np.ndarray], library: np.ndarray, held_out: bool, fps: float,
+                       settings: MetricSettings, feature_config: FeatureConfig, video_length: int,
+                       clips: list[Clip] | None = None) -> ReferenceLevels:
     """:func:`reference_levels` from frames in memory: ``frames`` the reference takes (bool, each
-    long enough for two feature windows), ``sample`` up to a few thousand of their frames,
-    ``library`` the training frames a video could copy; ``held_out``: the reference is unseen
-    (memorisation is measured only then). Motion training's rollout selection uses this."""
+    long enough for two feature windows), ``library`` the training frames a video could copy;
+    ``held_out``: the reference is unseen (memorisation is measured only then). Motion
+    training's rollout selection uses this."""
     height, width = frames[0].shape[1:]
+    edges = np.cumsum([0, *map(len, frames)])
+    positions = _even_positions(int(edges[-1]), settings.max_reference_frames)
+    owner = np.searchsorted(edges, positions, side="right") - 1
+    sample = np.stack([frames[clip][position - edges[clip]] for clip, position in zip(owner, positions)])
     energy = np.concatenate([metrics.motion_energy(clip) for clip in frames])
     threshold = metrics.freeze_threshold(energy, height * width)
     loop_min_motion = metrics.LOOP_MIN_MOTION_SHARE * float(np.median(energy))
@@ -249,6 +259,9 @@ def levels_from_frames(frames: list[np.ndarray], sample: np.ndarray, library: np
                                if memorisation is not None else None),
         "diversity": metrics.diversity(diversity_clips) if len(diversity_clips) > 1 else None,
     }
+    names = [clip.name for clip in clips] if clips else [f"clip {index + 1}" for index in range(len(frames))]
+    level["worst_window"] = reference_worst_windows(  # issue 14: real dance's worst window, for context
+        names, frames, energy, freeze, loops, artifacts, memorisation, fps, settings)
     return ReferenceLevels(clips or [], frames, energy, threshold, loop_min_motion, feature,
                            feature.transform(frames), library, memorisation, level)
 
@@ -272,6 +285,11 @@ def _video_metrics(name: str, video: np.ndarray, levels: ReferenceLevels, fps: f
         "memorisation_mean_best_iou": float(memorisation.mean()),
         "copied_frame_ratio": float((memorisation >= settings.copied_iou).mean()),
     }
+    looping = (loops.best_similarity >= settings.loop_threshold) & loops.moving
+    sample["worst_window"] = worst_windows(
+        window_series(energy, freeze, looping, artifact.per_frame * artifact.foreground, artifact.foreground,
+                      artifact.empty, memorisation >= settings.copied_iou),
+        len(video), fps, settings, levels.level["motion_energy"]["mean"])
     return {"energy": energy, "freeze": freeze, "loops": loops, "artifacts": artifact.per_frame,
             "windows": windows, "memorisation": memorisation, "sample": sample}
 
@@ -304,6 +322,8 @@ def _summary(videos: dict[str, np.ndarray], per_video: dict[str, dict], levels: 
     }
     if floor:
         summary["frechet_over_real_vs_real"] = summary["frechet_distance"] / floor
+    summary["worst_window"] = worst_across({name: per_video[name]["sample"]["worst_window"] for name in names},
+                                           "video")
     return summary
 
 
@@ -344,12 +364,114 @@ def report_json(reference: Reference, levels: ReferenceLevels, settings: MetricS
             "frechet_stride_frames": levels.feature.stride,
             "frechet_dimensions": levels.feature.dimensions,
             "copied_iou": settings.copied_iou,
+            "worst_window_seconds": settings.worst_window_seconds,
+            "worst_window_stride_seconds": settings.worst_window_stride_seconds,
         },
         "summary": summary,
         "reference_level": reference_level,
         "samples": samples,
         "timings_seconds": {key: round(value, 3) for key, value in timings.items()},
     }
+
+
+# --- worst windows: each metric's worst stretch, not only its mean (docs/metrics.md) ------------
+
+def window_series(energy: np.ndarray, freeze: np.ndarray, looping: np.ndarray, artifact_pixels: np.ndarray,
+                  foreground: np.ndarray, empty: np.ndarray, copied: np.ndarray | None,
+                  measured: np.ndarray | None = None) -> dict:
+    """One video's per-frame series, metric -> (numerator, denominator) for :func:`worst_windows`.
+
+    energy, freeze: (time - 1,); looping: (loop windows,) moving and repeating an earlier window;
+    artifact_pixels, foreground, empty, copied: (time,). measured: (time,) 1 where a frame's
+    artifacts, emptiness and copying were measured (None: every frame was).
+    """
+    series = {"freeze_ratio": (freeze, None), "loop_ratio": (looping, None),
+              "artifact_ratio": (artifact_pixels, foreground), "empty_frame_ratio": (empty, measured),
+              "motion_energy": (energy, None)}
+    if copied is not None:
+        series["copied_frame_ratio"] = (copied, measured)
+    return series
+
+
+def _badness(key: str, values):
+    """How bad window values are: the ratio itself, or for motion energy over real its distance from 1
+    in ratio (half and double are equally bad)."""
+    if key == "motion_energy_over_real":
+        return np.abs(np.log(np.maximum(values, 1e-12)))
+    return values
+
+
+def worst_windows(series: dict, frames: int, fps: float, settings: MetricSettings, real_energy_mean: float) -> dict:
+    """Each metric's worst window of one ``frames``-long video.
+
+    Windows of ``settings.worst_window_seconds`` every ``worst_window_stride_seconds``; a shorter
+    video is one window. Returns {metric: {"value", "start_seconds", "seconds"}}; motion energy
+    becomes "motion_energy_over_real", the window mean over ``real_energy_mean`` farthest from 1
+    (with the window's "mean").
+    """
+    window = max(1, int(round(settings.worst_window_seconds * fps)))
+    starts = metrics.window_starts(frames, window, int(round(settings.worst_window_stride_seconds * fps)))
+    result = {}
+    for key, (numerator, denominator) in series.items():
+        values = metrics.window_ratios(numerator, denominator, frames, starts, window)
+        means = values
+        if key == "motion_energy":
+            if real_energy_mean <= 0:
+                continue
+            key, values = "motion_energy_over_real", values / real_energy_mean
+        index = int(np.argmax(_badness(key, values)))
+        result[key] = {"value": float(values[index]), "start_seconds": float(starts[index] / fps),
+                       "seconds": min(window, frames) / fps}
+        if key == "motion_energy_over_real":
+            result[key]["mean"] = float(means[index])
+    return result
+
+
+def worst_across(per_name: dict[str, dict], label: str) -> dict:
+    """The worst of several videos' (or clips') :func:`worst_windows`, each naming where it is (``label``)."""
+    result = {}
+    for name, windows in per_name.items():
+        for key, entry in windows.items():
+            if key not in result or _badness(key, entry["value"]) > _badness(key, result[key]["value"]):
+                result[key] = {label: name, **entry}
+    return result
+
+
+def reference_worst_windows(names: list[str], frames: list[np.ndarray], energy: np.ndarray, freeze: np.ndarray,
+                            loops: list[metrics.LoopResult], artifacts: metrics.ArtifactResult,
+                            memorisation: np.ndarray | None, fps: float, settings: MetricSettings) -> dict:
+    """Real dance's worst windows: :func:`worst_windows` on every reference clip (``frames``, named
+    ``names``; windows never cross clips), the worst of all clips.
+
+    energy, freeze: the clips' series concatenated; loops: one per clip. artifacts and memorisation
+    were measured on the frames :func:`_even_positions` spreads over the clips (every frame of a
+    reference of at most ``max_reference_frames``); a window's artifact, empty and copied shares
+    count those frames only.
+    """
+    lengths = np.array([len(clip) for clip in frames])
+    positions = _even_positions(int(lengths.sum()), settings.max_reference_frames)
+
+    def spread(values: np.ndarray) -> np.ndarray:  # sample values back at their frames, 0 elsewhere
+        full = np.zeros(int(lengths.sum()))
+        full[positions] = values
+        return full
+
+    measured = spread(np.ones(len(positions)))
+    pixels, foreground = spread(artifacts.per_frame * artifacts.foreground), spread(artifacts.foreground)
+    empty = spread(artifacts.empty)
+    copied = None if memorisation is None else spread(memorisation >= settings.copied_iou)
+    frame_edges, energy_edges = np.cumsum([0, *lengths]), np.cumsum([0, *(lengths - 1)])
+    per_clip = {}
+    for index, name in enumerate(names):
+        clip = slice(frame_edges[index], frame_edges[index + 1])
+        pairs = slice(energy_edges[index], energy_edges[index + 1])
+        loop = loops[index]
+        series = window_series(energy[pairs], freeze[pairs],
+                               (loop.best_similarity >= settings.loop_threshold) & loop.moving,
+                               pixels[clip], foreground[clip], empty[clip],
+                               None if copied is None else copied[clip], measured[clip])
+        per_clip[name] = worst_windows(series, int(lengths[index]), fps, settings, float(energy.mean()))
+    return worst_across(per_clip, "clip")
 
 
 def _wasserstein(first: np.ndarray, second: np.ndarray) -> float:

@@ -69,7 +69,7 @@ def parse_prime(text: str) -> tuple[str, int | None]:
 
 
 @contextlib.contextmanager
-def _single_step_kernels():
+def single_step_kernels():
     """Settings for batch-1 recurrent steps, restored afterwards (never held across a ``yield``,
     so the VAE's batched convolutions in between keep their own).
 
@@ -105,7 +105,7 @@ def rollout(model, scaler, context: torch.Tensor, frames: int, generator: torch.
     first generated one). The state is carried through the whole rollout. ``sigma_temperature``
     is ignored by the dancenet-2018 sampler, which has one temperature for both (as the original).
     """
-    from .motion.mdn import MixtureParameters, sample, sample_2018
+    from .motion.mdn import MixtureParameters
 
     config = model.config
     params, state = model(scaler.normalise(context)[None], None)
@@ -114,20 +114,40 @@ def rollout(model, scaler, context: torch.Tensor, frames: int, generator: torch.
     while done < frames:
         count = min(chunk, frames - done)
         block = torch.empty(count, config.latent_size, device=context.device)
-        with _single_step_kernels():
+        with single_step_kernels():
             for index in range(count):
-                if config.sampler == "2018":
-                    value = sample_2018(params, generator, temperature)
-                else:
-                    value = sample(params, generator, temperature, sigma_temperature)
-                raw = scaler.denormalise(value)
+                raw, params, state = next_step(model, scaler, params, state, generator, temperature,
+                                               sigma_temperature)
                 block[index] = raw[0]
-                # The 2018 generator fed its outputs back unscaled into a net trained on scaled
-                # inputs; kept on purpose for the baseline.
-                feedback = raw if config.feedback == "2018-unscaled" else value
-                params, state = model.step(feedback, state)
         done += count
         yield block
+
+
+def next_step(model, scaler, params, state, generator: torch.Generator, temperature: float,
+              sigma_temperature):
+    """One rollout step: sample from ``params``, feed it back -> (raw latents (batch, L), the next
+    mixture, the next state). ``sigma_temperature``: a float, or a (batch, 1) tensor of spreads."""
+    from .motion.mdn import sample, sample_2018
+
+    config = model.config
+    if config.sampler == "2018":
+        value = sample_2018(params, generator, temperature)
+    else:
+        value = sample(params, generator, temperature, sigma_temperature)
+    raw = scaler.denormalise(value)
+    # The 2018 generator fed its outputs back unscaled into a net trained on scaled inputs; kept
+    # on purpose for the baseline.
+    feedback = raw if config.feedback == "2018-unscaled" else value
+    params, state = model.step(feedback, state)
+    return raw, params, state
+
+
+def start_context(starts: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Where an unprimed rollout starts: one of ``starts`` (k, L), the first frames of the
+    training clips, picked by ``generator`` -> (1, L). Motion training's rollout checks start
+    the same way."""
+    choice = int(torch.randint(len(starts), (1,), generator=generator, device=generator.device))
+    return starts[choice:choice + 1]
 
 
 class Dancer:
@@ -205,8 +225,7 @@ class Dancer:
             context = self.prime_latents(prime)
         else:
             starts = self.metadata.get("start_latents") or [self.scaler.shift.tolist()]
-            choice = int(torch.randint(len(starts), (1,), generator=generator, device=self.device))
-            context = torch.tensor([starts[choice]])
+            context = start_context(torch.tensor(starts, dtype=torch.float32), generator)
         return rollout(self.motion, self.scaler, context.to(self.device), frames, generator,
                        temperature, sigma_temperature, chunk)
 

@@ -309,7 +309,7 @@ class TrainResult:
     model: torch.nn.Module
     step: int
     epoch: int
-    stopped: str          # "finished", "time", "max_steps" or "signal:<number>"
+    stopped: str          # "finished", "early", "time", "max_steps" or "signal:<number>"
     metrics: dict         # the last validation metrics (empty when none ran)
     seconds: float
     checkpoint_path: Path
@@ -359,12 +359,19 @@ class Stage:
         """Forward and backward on batch ``position`` of the epoch -> (loss, frames it held)."""
         raise NotImplementedError
 
+    def after_step(self) -> None:
+        """After each optimiser step (e.g. to update averaged weights)."""
+
     def end_epoch(self, metrics: dict) -> None:
         """After an epoch's validation (``metrics``; empty on non-main ranks)."""
 
     def validate(self) -> dict:
         """Held-out metrics of the model as it is now."""
         return {}
+
+    def should_stop(self) -> bool:
+        """After :meth:`end_epoch`: True to stop early (the held-out metrics stopped improving)."""
+        return False
 
     def state(self) -> dict:
         """Stage state a checkpoint needs beyond model, optimiser and RNGs (weights_only-safe)."""
@@ -520,6 +527,8 @@ class _Session:
             self.epoch += 1
             self.loss_sum, self.loss_count = 0.0, 0
             stage.end_epoch(metrics)
+            if distributed.all_reduce_max(torch.tensor([float(stage.should_stop())]), self.context) > 0:
+                return "early"
         return "finished"
 
     # ---------------------------------------------------------------- the work
@@ -559,6 +568,7 @@ class _Session:
             torch.nn.utils.clip_grad_norm_(stage.model.parameters(), training.gradient_clip)
         stage.optimizer.step()
         stage.optimizer.zero_grad(set_to_none=True)
+        stage.after_step()
         self.step += 1
         self.loss_sum, self.loss_count = self.loss_sum + loss, self.loss_count + 1
         self.session_frames += frames * self.context.world_size

@@ -44,6 +44,30 @@ def split_clips(latents: Latents, val_clips) -> tuple[list[int], list[int]]:
     return [i for i in range(count) if i not in chosen], sorted(chosen)
 
 
+def split_with_test(latents: Latents, val_clips, test_clips: list[str]) -> tuple[list[int], list[int], list[int]]:
+    """Clip indices (train, validation, test). Test clips (``test_clips``, names: the clips the
+    VAE held out) are never trained on. ``val_clips`` "auto" picks the validation clips, which
+    choose the exported epoch, among the other clips when at least ``MIN_CLIPS_FOR_VALIDATION``
+    remain (about 10% of them, spread evenly), so selection never sees the test clips; with fewer,
+    the test clips validate too (too little data to spare one more clip). Anything else is
+    :func:`split_clips`'s ``val_clips``.
+    """
+    test = sorted(latents.clip_names.index(name) for name in test_clips if name in latents.clip_names)
+    rest = [index for index in range(len(latents.clip_names)) if index not in test]
+    if val_clips != "auto" or not test:
+        train, validation = split_clips(latents, val_clips)
+        return [i for i in train if i not in test], validation, [i for i in test if i not in validation]
+    if len(rest) < MIN_CLIPS_FOR_VALIDATION:
+        return rest, test, test
+    count = max(1, round(0.1 * len(rest)))
+    step = len(rest) / count
+    validation = sorted({rest[int(step * index + step / 2)] for index in range(count)})
+    return [i for i in rest if i not in validation], validation, test
+
+
+MIN_CLIPS_FOR_VALIDATION = 4
+
+
 # --------------------------------------------------------------------------------------------
 # Batches
 

@@ -77,11 +77,12 @@ def sample(params: MixtureParameters, generator: torch.Generator | None = None,
     """Draw one vector per leading index -> (..., D).
 
     temperature: divides the mixture logits (0 = always the most likely component).
-    sigma_temperature: multiplies every standard deviation (0 = the chosen component's mean).
+    sigma_temperature: multiplies every standard deviation (0 = the chosen component's mean); a
+    tensor broadcast against (..., D) gives each row its own (all > 0).
     """
     index = _choose_component(params.logits, generator, temperature)
     mean = _gather_component(params.mean, index)
-    if sigma_temperature <= 0.0:
+    if not torch.is_tensor(sigma_temperature) and sigma_temperature <= 0.0:
         return mean
     sigma = _gather_component(params.log_sigma, index).exp()
     noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)

@@ -1,0 +1,179 @@
+"""Pick a motion model by how it dances, not by how well it predicts the next frame.
+
+Held-out NLL does not rank rollouts: the epoch with the best NLL may jitter or loop once it feeds
+on its own samples, and a model that dances well for 10 s may drift into jitter or a loop by its
+60th second. So every few epochs motion training rolls out a few one-minute dances from the model
+as it is (in one batch, latents only), decodes the last seconds of each with the run's VAE and
+scores them with the metrics of ``evaluate`` against a validation clip (decoded the same way, so
+both sides share the VAE's blur). The rule
+that ranks two checks (docs/motion.md, "Selection by rollout"):
+
+1. fewer failed gates: freeze, loop and artifacts under their caps, motion energy 0.8-1.2x the
+   validation clip's, diversity between the seeds' dances at least 0.9x the clip's own (its first
+   half against its second), and at most 5 points more copied frames than the clip has (an
+   overfit model replays its training dance, which the Frechet distance would reward);
+2. then the lower Frechet distance to the validation clip, over the clip's own level (its first
+   half against its second).
+
+Each check tries a few spreads (``--sigma-temperature``: how much of the predicted spread a
+sample keeps; too much jitters, too little settles into loops, and where the balance lies depends on
+the dancer and the VAE) and keeps the best; the exported model recommends the spread of the check
+that chose it. The rollouts use fixed seeds, the recipe's temperature and the unprimed start of
+``dancenet generate``, so two checks differ only by the weights, and a resumed run repeats them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# What a check's dances must meet; the caps are issue 14's targets for 60 s dances.
+FREEZE_CAP = 0.02
+LOOP_CAP = 0.02
+ARTIFACT_CAP = 0.005
+ENERGY_RANGE = (0.8, 1.2)
+DIVERSITY_FLOOR = 0.9
+# Copied frames (evaluate's memorisation) may exceed the validation clip's own share by this much:
+# an overfit model replays its training dance, which also lowers the Frechet distance.
+COPIED_SLACK = 0.05
+# The validation frames a check compares with, and the training frames a dance could copy.
+REFERENCE_SECONDS = 90.0
+LIBRARY_FRAMES = 2000
+DECODE_BATCH = 256
+# Seeds of the check's rollouts: far from the small seeds users and benchmarks pick.
+FIRST_SEED = 1_000_003
+
+
+class CannotJudge(Exception):
+    """The run cannot judge rollouts (then the held-out NLL selects)."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check's scores. ``failed``: the gates it missed; ``rank`` orders checks (lower wins)."""
+
+    failed: tuple[str, ...]
+    frechet_ratio: float
+    scores: dict
+    sigma_temperature: float = 1.0
+
+    @property
+    def rank(self) -> tuple[int, float]:
+        return len(self.failed), self.frechet_ratio
+
+    def columns(self) -> dict:
+        """The metrics.csv columns of this check."""
+        return {"rollout_failed_gates": len(self.failed), "rollout_frechet_ratio": self.frechet_ratio,
+                "rollout_sigma_temperature": self.sigma_temperature,
+                **{f"rollout_{key}": value for key, value in self.scores.items()}}
+
+
+COLUMNS = ["rollout_failed_gates", "rollout_frechet_ratio", "rollout_sigma_temperature",
+           "rollout_freeze", "rollout_loop", "rollout_artifacts", "rollout_energy_ratio",
+           "rollout_diversity_ratio", "rollout_copied"]
+
+
+class RolloutJudge:
+    """Scores a motion model's own dances against validation clips (see the module docstring).
+
+    run: the run whose VAE decodes; mean: (frames, L) raw latent means; val_ranges /
+    train_ranges: (start, stop) rows of the validation and training clips; starts: raw latents
+    an unprimed rollout starts from (the first frame of each training clip).
+    """
+
+    def __init__(self, run: Path, mean: torch.Tensor, val_ranges: list[tuple[int, int]],
+                 train_ranges: list[tuple[int, int]], starts: list, fps: float, seconds: float,
+                 scored_seconds: float, seeds: int, temperature: float,
+                 sigma_temperatures: tuple[float, ...], device: torch.device):
+        from ..evaluate import suite
+        from ..evaluate.features import FeatureConfig
+        from ..vae.encode import load as load_vae
+
+        self.vae = load_vae(run, device)
+        self.device, self.fps, self.seeds = device, fps, seeds
+        self.temperature, self.sigma_temperatures = temperature, tuple(sigma_temperatures)
+        self.frames = max(2, round(seconds * fps))
+        self.scored = min(self.frames, max(2, round(scored_seconds * fps)))
+        self.starts = torch.tensor(starts, dtype=torch.float32)
+        share = max(2, round(REFERENCE_SECONDS * fps) // max(len(val_ranges), 1))
+        clips = [self._decode(mean[start:min(stop, start + share)]) for start, stop in val_ranges]
+        window = max(2, round(FeatureConfig().window_seconds * fps))
+        clips = [clip for clip in clips if len(clip) >= 2 * window]
+        if not clips:
+            raise CannotJudge("no validation clip is long enough to judge rollouts")
+        train_rows = np.concatenate([np.arange(start, stop) for start, stop in train_ranges])
+        pick = train_rows[np.linspace(0, len(train_rows) - 1, min(LIBRARY_FRAMES, len(train_rows)))
+                          .round().astype(np.int64)]
+        library = self._decode(mean[torch.from_numpy(pick)])
+        self.settings = suite.MetricSettings()
+        self.levels = suite.levels_from_frames(clips, library, True, fps, self.settings, FeatureConfig(),
+                                               self.scored)
+
+    @torch.no_grad()
+    def _decode(self, latents: torch.Tensor) -> np.ndarray:
+        chunks = [self.vae.decode(latents[first:first + DECODE_BATCH].to(self.device)) > 0.5
+                  for first in range(0, len(latents), DECODE_BATCH)]
+        return torch.cat(chunks).cpu().numpy()
+
+    @torch.no_grad()
+    def rollouts(self, model, scaler) -> torch.Tensor:
+        """Every dance of a check in one batch: (spreads x seeds, frames, L) raw latents, rows
+        grouped by spread. Same sampler, feedback and starts as ``dancenet generate``."""
+        from ..generate import next_step, single_step_kernels
+        from .mdn import MixtureParameters
+
+        count = len(self.sigma_temperatures) * self.seeds
+        generator = torch.Generator(device=self.device).manual_seed(FIRST_SEED)
+        choice = torch.randint(len(self.starts), (count,), generator=generator, device=self.device)
+        spreads = torch.tensor(self.sigma_temperatures, device=self.device).repeat_interleave(self.seeds)[:, None]
+        was_training = model.training
+        model.eval()
+        params, state = model(scaler.normalise(self.starts[choice].to(self.device))[:, None], None)
+        params = MixtureParameters(*(value[:, -1] for value in params))
+        latents = torch.empty(count, self.frames, self.starts.shape[1], device=self.device)
+        with single_step_kernels():
+            for index in range(self.frames):
+                latents[:, index], params, state = next_step(model, scaler, params, state, generator,
+                                                             self.temperature, spreads)
+        model.train(was_training)
+        return latents
+
+    def check(self, model, scaler) -> Check:
+        """Roll out, score the end of each dance and gate the model as it is now, at each
+        spread -> the best spread's check."""
+        from ..evaluate import suite
+
+        latents = self.rollouts(model, scaler)[:, -self.scored:]
+        checks = []
+        for group, spread in enumerate(self.sigma_temperatures):
+            rows = range(group * self.seeds, (group + 1) * self.seeds)
+            videos = {f"seed {row}": self._decode(latents[row]) for row in rows}
+            summary = suite.score_videos(videos, self.levels, self.fps, self.settings)
+            checks.append(judge(summary, self.levels.level, spread))
+        return min(checks, key=lambda check: check.rank)
+
+
+def judge(summary: dict, real: dict, sigma_temperature: float = 1.0) -> Check:
+    """Gate and rank a summary of ``evaluate``'s metrics against the real level (see the module)."""
+    energy = summary["motion_energy"]["mean"] / max(real["motion_energy"]["mean"], 1e-12)
+    diversity = (summary["diversity"] / real["diversity"]
+                 if summary.get("diversity") is not None and real.get("diversity") else math.nan)
+    floor = real.get("frechet_distance") or 1.0
+    scores = {"freeze": summary["freeze_ratio"], "loop": summary["loop_ratio"],
+              "artifacts": summary["artifact_ratio"], "energy_ratio": energy,
+              "diversity_ratio": diversity, "copied": summary["copied_frame_ratio"]}
+    gates = {
+        "freeze": scores["freeze"] < FREEZE_CAP,
+        "loop": scores["loop"] < LOOP_CAP + (real.get("loop_ratio") or 0.0),
+        "artifacts": scores["artifacts"] < ARTIFACT_CAP,
+        "energy": ENERGY_RANGE[0] <= energy <= ENERGY_RANGE[1],
+        "diversity": math.isnan(diversity) or diversity >= DIVERSITY_FLOOR,
+        "copied": scores["copied"] <= (real.get("copied_frame_ratio") or 0.0) + COPIED_SLACK,
+    }
+    return Check(failed=tuple(name for name, ok in gates.items() if not ok),
+                 frechet_ratio=summary["frechet_distance"] / floor, scores=scores,
+                 sigma_temperature=sigma_temperature)

@@ -1,0 +1,125 @@
+"""Motion training picks its epoch by how the model dances (motion/selection.py): the gates and the
+ranking rule, the test / validation / training split, the exported epoch and spread, early stopping."""
+
+import csv
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+from dancenet.latents import Latents
+from dancenet.motion.batches import split_with_test
+from dancenet.motion.model import load_motion
+from dancenet.motion.selection import judge
+from dancenet.motion.train import MotionTraining, train_motion
+from dancenet.training import RunOptions
+from dancenet.vae.model import VAE, preset_config as vae_preset, save_vae
+
+from .test_motion import tiny_motion, write_latents
+
+QUIET = RunOptions(quiet=True)
+REAL = {"motion_energy": {"mean": 0.01}, "diversity": 0.6, "frechet_distance": 20.0, "loop_ratio": 0.0}
+
+
+def summary(**changes):
+    values = {"freeze_ratio": 0.0, "loop_ratio": 0.0, "artifact_ratio": 0.001,
+              "motion_energy": {"mean": 0.01}, "diversity": 0.6, "frechet_distance": 30.0,
+              "copied_frame_ratio": 0.0}
+    return {**values, **changes}
+
+
+def test_gates_come_first_then_the_frechet_distance_over_the_real_level():
+    clean = judge(summary(), REAL)
+    assert clean.failed == () and clean.frechet_ratio == pytest.approx(1.5)
+    assert judge(summary(loop_ratio=0.05), REAL).failed == ("loop",)
+    assert judge(summary(freeze_ratio=0.03), REAL).failed == ("freeze",)
+    assert judge(summary(artifact_ratio=0.01), REAL).failed == ("artifacts",)
+    assert judge(summary(motion_energy={"mean": 0.013}), REAL).failed == ("energy",)
+    assert judge(summary(motion_energy={"mean": 0.007}), REAL).failed == ("energy",)
+    assert judge(summary(diversity=0.3), REAL).failed == ("diversity",)
+    # a jittery model with a low Frechet distance still ranks behind one that passes every gate
+    jitter = judge(summary(motion_energy={"mean": 0.03}, frechet_distance=10.0), REAL)
+    assert jitter.rank > clean.rank
+    assert judge(summary(frechet_distance=25.0), REAL).rank < clean.rank
+    # real dance that loops a little moves the loop cap with it
+    assert judge(summary(loop_ratio=0.05), {**REAL, "loop_ratio": 0.04}).failed == ()
+
+
+def latents_with(names):
+    count = len(names)
+    return Latents(mean=torch.zeros(count * 10, 2).numpy(), log_var=torch.zeros(count * 10, 2).numpy(),
+                   clip_names=list(names), offsets=[10 * index for index in range(count + 1)],
+                   fps=30.0, vae_hash="v", dataset_hash="d")
+
+
+def test_selection_never_sees_the_test_clips_when_there_are_clips_to_spare():
+    latents = latents_with([f"take{index}" for index in range(8)])
+    train, validation, test = split_with_test(latents, "auto", ["take3"])
+    assert test == [3] and len(validation) == 1 and 3 not in validation
+    assert sorted(train + validation + test) == list(range(8)) and not set(train) & set(validation)
+    # few clips: the test clips validate too, and the others all train
+    few = latents_with(["a", "b", "c", "d"])
+    assert split_with_test(few, "auto", ["d"]) == ([0, 1, 2], [3], [3])
+    # no test clips: the usual automatic validation split
+    assert split_with_test(few, "auto", [])[2] == []
+    # named validation clips are kept as given, and never trained on with the test clips
+    train, validation, test = split_with_test(latents, "take0", ["take3"])
+    assert validation == [0] and test == [3] and 0 not in train and 3 not in train
+
+
+def run_with_vae(tmp_path, clips=6, held_out="take5"):
+    """A run holding latents and a small VAE (random weights: the judge only needs a decoder)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    write_latents(run / "latents.npz", clips=clips)
+    torch.manual_seed(0)
+    vae = VAE(vae_preset("default", 32, 48, channels=(8, 16), latent_size=6))
+    save_vae(run, vae, {"fps": 30.0, "val_clips": [held_out]})
+    return run
+
+
+RECIPE = MotionTraining(epochs=6, batch_size=4, sequence_length=16, learning_rate=3e-2,
+                        select_every_frames=1, select_seconds=3, select_scored_seconds=2, select_seeds=2,
+                        select_sigma_temperatures=(0.5, 1.0), patience=None)
+
+
+def rows(run, name="motion"):
+    with open(run / f"{name}-train" / "metrics.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_the_exported_model_is_the_best_checked_epoch_with_its_spread(tmp_path):
+    run = run_with_vae(tmp_path)
+    train_motion(run, tiny_motion(), RECIPE, QUIET)
+    _, _, metadata = load_motion(run)
+    assert metadata["test_clips"] == ["take5"]
+    assert len(metadata["val_clips"]) == 1 and metadata["val_clips"] != ["take5"]
+    checked = [row for row in rows(run) if row["rollout_failed_gates"]]
+    assert len(checked) == RECIPE.epochs  # select_every_frames=1: a check after every epoch
+    ranks = [(int(row["rollout_failed_gates"]), float(row["rollout_frechet_ratio"])) for row in checked]
+    best = ranks.index(min(ranks))
+    assert metadata["exported_epoch"] == int(checked[best]["epoch"])
+    assert metadata["selection"]["by"] == "rollout"
+    assert metadata["sampling"]["sigma_temperature"] == float(checked[best]["rollout_sigma_temperature"])
+    assert metadata["sampling"]["sigma_temperature"] in RECIPE.select_sigma_temperatures
+    assert all(math.isfinite(float(row["rollout_energy_ratio"])) for row in checked)
+
+
+def test_patience_stops_training_after_that_many_checks_without_a_better_one(tmp_path):
+    run = run_with_vae(tmp_path)
+    result = train_motion(run, tiny_motion(), replace(RECIPE, epochs=40, patience=2), QUIET)
+    _, _, metadata = load_motion(run)
+    assert result.stopped == "early" and result.epoch < 40
+    assert result.epoch == metadata["exported_epoch"] + 2
+
+
+def test_without_a_vae_the_held_out_nll_selects_and_a_note_says_why(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    write_latents(run / "latents.npz")
+    train_motion(run, tiny_motion(), replace(RECIPE, epochs=2, val_clips=1), QUIET)
+    assert "selecting the motion model by held-out NLL: no VAE in the run" in capsys.readouterr().err
+    _, _, metadata = load_motion(run)
+    assert metadata["selection"]["by"] == "nll"
+    assert not any(row["rollout_failed_gates"] for row in rows(run))

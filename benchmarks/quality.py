@@ -89,16 +89,21 @@ def worst_row(label: str, key: str, results: dict, names: list[str], real: dict)
             + [worst_cell(real.get("worst_window", {}).get(key))])
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_reference_arguments(parser: argparse.ArgumentParser, samples: int) -> None:
+    """--data, --seconds, --samples and --source-fps: what to generate and what to compare with."""
     parser.add_argument("--data", type=Path, default=ROOT / "../shared/data/cmu61-salsa-bvh",
                         help="prepared dataset or source of real dance (default: the shared salsa BVH)")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--samples", type=int, default=samples)
+    parser.add_argument("--source-fps", type=float, default=60.0, help="frame rate of a BVH --data source")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--default", type=Path, default=BUNDLED, help="run of the default preset")
     parser.add_argument("--baseline", type=Path, default=ROOT / "runs" / "salsa-2018",
                         help="run of the dancenet-2018 preset")
-    parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--samples", type=int, default=3)
-    parser.add_argument("--source-fps", type=float, default=60.0, help="frame rate of a BVH --data source")
+    add_reference_arguments(parser, samples=3)
     args = parser.parse_args()
 
     from dancenet.runtime import configure

@@ -22,7 +22,7 @@ from pathlib import Path
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quality import ROOT, cell, reference_dataset  # noqa: E402
+from quality import ROOT, add_reference_arguments, cell, reference_dataset  # noqa: E402
 
 # (label, how to read the value, target test, target text); summary = the pooled metrics, real = the
 # reference level, worst = the worst 10 s window of any dance.
@@ -60,14 +60,11 @@ def real_value(label: str, real: dict):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", type=Path, help="run holding the VAE, latents and the motion models")
+    parser.add_argument("run", type=Path, nargs="?", default=ROOT / "runs" / "salsa",
+                        help="run holding the VAE, latents and the motion models (default runs/salsa)")
     parser.add_argument("--motions", default="motion-s0,motion-s1,motion-s2",
                         help="motion model names inside RUN, comma-separated")
-    parser.add_argument("--data", type=Path, default=ROOT / "../shared/data/cmu61-salsa-bvh",
-                        help="prepared dataset or source of real dance (default: the shared salsa BVH)")
-    parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--samples", type=int, default=5)
-    parser.add_argument("--source-fps", type=float, default=60.0, help="frame rate of a BVH --data source")
+    add_reference_arguments(parser, samples=5)
     args = parser.parse_args()
 
     from dancenet.runtime import configure
@@ -77,6 +74,11 @@ def main() -> int:
     from dancenet.evaluate import suite
 
     names = [name.strip() for name in args.motions.split(",") if name.strip()]
+    missing = [name for name in names if not (args.run / f"{name}.safetensors").is_file()]
+    if missing:
+        print(f"nothing to measure: {args.run} holds no motion model {', '.join(missing)}; train them "
+              "first (see this script's docstring)")
+        return 0
     results = {}
     with tempfile.TemporaryDirectory() as workdir:
         dataset = reference_dataset(args.data, args.run, args.source_fps, Path(workdir))

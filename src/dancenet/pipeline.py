@@ -312,7 +312,8 @@ def encode_stage(run: Path, state: dict, quiet: bool) -> str:
 
 
 def motion_stage(run: Path, state: dict, quiet: bool) -> str:
-    """Train (or continue) the motion model; it keeps the epoch of lowest held-out NLL."""
+    """Train (or continue) the motion model; it keeps the epoch whose own dances scored best
+    (docs/motion.md, "Selection by rollout") and may stop before its budget."""
     from dataclasses import replace
 
     from .dataset import Dataset

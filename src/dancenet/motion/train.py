@@ -56,8 +56,8 @@ class MotionTraining(TrainingConfig):
     sequence_length: int = 128          # frames per BPTT window (about 4 s at 30 fps)
     latent_source: str = "sample"       # "mean", "sample" (fresh each epoch) or "sample-once" (2018)
     input_noise: float = 0.0            # std of Gaussian noise added to inputs (model units)
-    # Export the weights of the epoch with the lowest held-out NLL (early stopping): a few
-    # minutes of dance overfit quickly, and the held-out NLL turns up long before training ends.
+    # Export the weights of the best epoch rather than the last: a few minutes of dance overfit
+    # quickly (copied, looping or jittering dances), long before the budget ends.
     keep_best: bool = True
     # What "best" means: "rollout" (the dances of the model, scored every few epochs against a
     # validation clip: motion/selection.py) or "nll" (the held-out NLL, every epoch).
@@ -71,7 +71,7 @@ class MotionTraining(TrainingConfig):
     patience: int | None = 10           # checks without a better one before training stops
     # Validate, check and export an exponential moving average of the weights (this decay per
     # step; null: the weights as trained). Smooths the epoch-to-epoch swings of the rollouts.
-    average_decay: float | None = None
+    average_decay: float | None = 0.98
     # Clips never trained on nor used to choose the epoch: "auto" = the clips the VAE held out.
     test_clips: int | str | tuple | None = "auto"
     # Recommended generation temperatures, stored in the model file and used when a user gives
@@ -108,7 +108,7 @@ TRAINING_PRESETS = {
     # Adam lr 5e-4, batch 1024, one frame per example, latents sampled once when encoding.
     "dancenet-2018": dict(learning_rate=5e-4, batch_size=1024, sequence_length=1, epochs=100,
                           latent_source="sample-once", gradient_clip=0.0, keep_best=False,
-                          patience=None, generate_sigma_temperature=1.0),
+                          patience=None, average_decay=None, generate_sigma_temperature=1.0),
 }
 
 

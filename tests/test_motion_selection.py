@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from dancenet.commands.motion import chosen_epoch
 from dancenet.latents import Latents
 from dancenet.motion.batches import split_with_test
 from dancenet.motion.model import load_motion
@@ -104,6 +105,10 @@ def test_the_exported_model_is_the_best_checked_epoch_with_its_spread(tmp_path):
     assert metadata["sampling"]["sigma_temperature"] == float(checked[best]["rollout_sigma_temperature"])
     assert metadata["sampling"]["sigma_temperature"] in RECIPE.select_sigma_temperatures
     assert all(math.isfinite(float(row["rollout_energy_ratio"])) for row in checked)
+    # what `dancenet train motion` prints about it
+    line = chosen_epoch(run, "motion")
+    assert line.startswith(f"kept epoch {metadata['exported_epoch']}: its dances scored best")
+    assert f"--sigma-temperature {metadata['sampling']['sigma_temperature']:g}" in line
 
 
 def test_patience_stops_training_after_that_many_checks_without_a_better_one(tmp_path):
@@ -122,4 +127,5 @@ def test_without_a_vae_the_held_out_nll_selects_and_a_note_says_why(tmp_path, ca
     assert "selecting the motion model by held-out NLL: no VAE in the run" in capsys.readouterr().err
     _, _, metadata = load_motion(run)
     assert metadata["selection"]["by"] == "nll"
+    assert chosen_epoch(run, "motion") == f"kept epoch {metadata['exported_epoch']} (lowest held-out NLL)"
     assert not any(row["rollout_failed_gates"] for row in rows(run))

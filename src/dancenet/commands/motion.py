@@ -54,4 +54,22 @@ def run_train_motion(args) -> int:
               f"{count_parameters(result.model):,} parameters): {result.epoch} epochs, "
               f"{result.step} steps in {result.seconds / 60:.1f} min ({result.stopped}), "
               f"{held_out}; wrote {args.run}/{args.name}.safetensors")
+        print(chosen_epoch(args.run, args.name))
     return result.exit_code
+
+
+def chosen_epoch(run, name: str) -> str:
+    """One line: which epoch the model file holds and why (docs/motion.md, "Selection by rollout")."""
+    from ..motion.model import load_motion
+
+    metadata = load_motion(run, name)[2]
+    selection, epoch = metadata.get("selection") or {}, metadata.get("exported_epoch")
+    scores = selection.get("scores")
+    if selection.get("by") == "rollout" and scores:
+        failed = int(scores["rollout_failed_gates"])
+        verdict = "passed every gate" if failed == 0 else f"missed {failed} gate{'s' * (failed > 1)}"
+        return (f"kept epoch {epoch}: its dances scored best ({verdict}; Frechet "
+                f"{scores['rollout_frechet_ratio']:.2f}x the validation clip's own level); "
+                f"recommended --sigma-temperature {metadata['sampling']['sigma_temperature']:g}")
+    by = selection.get("by") or ("nll" if (metadata.get("training") or {}).get("keep_best") else "")
+    return f"kept epoch {epoch} ({'lowest held-out NLL' if by == 'nll' else 'the last'})"

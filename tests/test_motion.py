@@ -1,6 +1,6 @@
 """Motion model: step-by-step equals a full pass, save/load, training, resuming, recipes, CLI errors."""
 
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +13,8 @@ from dancenet.motion.batches import split_clips, stream_batches
 from dancenet.motion.model import (PRESETS, LatentScaler, MotionConfig, MotionModel,
                                    count_parameters, load_motion, preset_config, save_motion,
                                    validation_nll)
-from dancenet.motion.train import MotionTraining, load_recipe, preset_training, train_motion
+from dancenet.motion.recipe import MotionTraining, load_recipe, preset_training
+from dancenet.motion.train import train_motion
 from dancenet.training import RunOptions
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

@@ -13,7 +13,8 @@ from dancenet.latents import Latents
 from dancenet.motion.batches import split_with_test
 from dancenet.motion.model import load_motion
 from dancenet.motion.selection import judge
-from dancenet.motion.train import MotionTraining, train_motion
+from dancenet.motion.recipe import MotionTraining
+from dancenet.motion.train import train_motion
 from dancenet.training import RunOptions
 from dancenet.vae.model import VAE, preset_config as vae_preset, save_vae
 

@@ -317,7 +317,8 @@ def motion_stage(run: Path, state: dict, quiet: bool) -> str:
     from dataclasses import replace
 
     from .dataset import Dataset
-    from .motion.train import preset_training, train_motion
+    from .motion.recipe import preset_training
+    from .motion.train import train_motion
     from .training import RunOptions
 
     resume = (run / "motion-train" / "checkpoint.pt").is_file()

@@ -41,7 +41,8 @@ def register(commands, train_commands, common) -> None:
 
 def run_train_motion(args) -> int:
     from ..motion.model import PRESETS
-    from ..motion.train import load_recipe, preset_training, train_motion
+    from ..motion.recipe import load_recipe, preset_training
+    from ..motion.train import train_motion
 
     config, training = recipe_from_args(args, PRESETS, preset_training, load_recipe)
     result = train_motion(args.run, config, training, run_options(args), name=args.name)

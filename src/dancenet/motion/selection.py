@@ -25,6 +25,7 @@ that chose it. The rollouts use fixed seeds, the recipe's temperature and the un
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,3 +178,76 @@ def judge(summary: dict, real: dict, sigma_temperature: float = 1.0) -> Check:
     return Check(failed=tuple(name for name, ok in gates.items() if not ok),
                  frechet_ratio=summary["frechet_distance"] / floor, scores=scores,
                  sigma_temperature=sigma_temperature)
+
+
+# --------------------------------------------------------------------------------------------
+# What motion training needs: the clips' roles, the judge, the best epoch so far
+
+
+def test_clip_names(run: Path, latents, setting) -> list[str]:
+    """The run's test clips: ``setting`` "auto" = the clips the VAE held out (when it recorded
+    any), else names (a list or "a,b"); none for 0 / None."""
+    from ..checkpoint import read_model_info
+
+    if setting == "auto":
+        if not (Path(run) / "vae.json").is_file():
+            return []
+        names = read_model_info(run, "vae", "vae").metadata.get("val_clips")
+        ok = isinstance(names, list) and names and all(name in latents.clip_names for name in names)
+        return list(names) if ok else []
+    if not setting:
+        return []
+    if isinstance(setting, str):
+        return [name.strip() for name in setting.split(",") if name.strip()]
+    return [str(name) for name in setting]
+
+
+def make_judge(run: Path, latents, train_clips: list[int], val_ranges, train_ranges, training, device):
+    """The rollout judge of a motion run, or None (with a note saying why) where it cannot roll
+    out: no validation clip, no VAE in the run, or no validation clip long enough."""
+    why = "no validation clip" if not val_ranges else \
+        "no VAE in the run to decode the rollouts" if not (Path(run) / "vae.json").is_file() else ""
+    if not why:
+        starts = [latents.mean[latents.offsets[i]].tolist() for i in train_clips]
+        try:
+            return RolloutJudge(run, torch.from_numpy(latents.mean), val_ranges, train_ranges, starts,
+                                latents.fps, training.select_seconds, training.select_scored_seconds,
+                                training.select_seeds, training.generate_temperature,
+                                training.select_sigma_temperatures, device)
+        except CannotJudge as error:
+            why = str(error)
+    print(f"dancenet: note: selecting the motion model by held-out NLL: {why}", file=sys.stderr)
+    return None
+
+
+class BestEpoch:
+    """The epoch to export: the best rollout check's (``by_rollout``), else the lowest held-out
+    NLL's. ``state`` (checkpointed): val_nll, epoch, model (weights), rank, scores (the check's
+    ``rollout_*`` columns), checks_since (validations without a better one)."""
+
+    def __init__(self, by_rollout: bool):
+        self.by_rollout = by_rollout
+        self.state = {"val_nll": math.inf, "epoch": 0, "model": None, "rank": None, "scores": None,
+                      "checks_since": 0}
+
+    def update(self, epoch: int, metrics: dict, model: torch.nn.Module) -> None:
+        """After an epoch's validation: keep ``model``'s weights when they beat the best."""
+        if self.by_rollout:
+            if "rollout_failed_gates" not in metrics:
+                return
+            rank = [metrics["rollout_failed_gates"], metrics["rollout_frechet_ratio"]]
+            better = self.state["rank"] is None or rank < self.state["rank"]
+        else:
+            rank, nll = None, metrics.get("val_nll_nats_per_frame")
+            better = nll is not None and nll < self.state["val_nll"]
+        if not better:
+            self.state["checks_since"] += 1
+            return
+        self.state = {"val_nll": metrics["val_nll_nats_per_frame"], "epoch": epoch, "rank": rank,
+                      "model": {key: value.detach().cpu().clone() for key, value in model.state_dict().items()},
+                      "scores": {key: value for key, value in metrics.items() if key.startswith("rollout_")}
+                      or None, "checks_since": 0}
+
+    def stale(self, patience: int | None) -> bool:
+        """``patience`` validations in a row without a better one."""
+        return bool(patience) and self.state["checks_since"] >= patience

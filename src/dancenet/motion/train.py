@@ -68,6 +68,11 @@ def train_motion(run: str | Path, config: MotionConfig | None = None,
                describe={"latents": str(run / LATENTS_FILE), "vae_hash": latents.vae_hash})
 
 
+# A short video is a short epoch: it is memorised within a hundred or so passes (103 s of footage:
+# jittery dances at pass 98, copied ones at 147), so checks come at least this often in epochs.
+MAX_EPOCHS_BETWEEN_CHECKS = 16
+
+
 class MotionStage(Stage):
     """The motion model's part of the loop: a scaler fitted on the training clips, an epoch's
     batch plan from its own seed, the recurrent state carried from window to window, the best
@@ -109,7 +114,8 @@ class MotionStage(Stage):
                 self.training = replace(self.training, select="nll")
             else:
                 frames_per_epoch = self.steps_per_epoch * training.batch_size * training.sequence_length
-                self.check_every = max(1, round(training.select_every_frames / frames_per_epoch))
+                self.check_every = max(1, min(round(training.select_every_frames / frames_per_epoch),
+                                              MAX_EPOCHS_BETWEEN_CHECKS))
         self.best = selection.BestEpoch(by_rollout=self.judge is not None)
 
     def _plan(self, generator: torch.Generator) -> list:

@@ -130,3 +130,21 @@ def test_without_a_vae_the_held_out_nll_selects_and_a_note_says_why(tmp_path, ca
     assert metadata["selection"]["by"] == "nll"
     assert chosen_epoch(run, "motion") == f"kept epoch {metadata['exported_epoch']} (lowest held-out NLL)"
     assert not any(row["rollout_failed_gates"] for row in rows(run))
+
+
+def test_a_checkpoint_of_the_earlier_version_resumes(tmp_path):
+    """A checkpoint holding rollout checks loads (weights_only: plain floats only), and one of the
+    earlier version (the best epoch as val_nll, epoch and model; no average) resumes."""
+    from dancenet.checkpoint import load_checkpoint, save_checkpoint
+
+    run = run_with_vae(tmp_path)
+    first = train_motion(run, tiny_motion(), replace(RECIPE, epochs=4), RunOptions(quiet=True, max_steps=7))
+    assert first.stopped == "max_steps"
+    path = run / "motion-train" / "checkpoint.pt"
+    checkpoint = load_checkpoint(path)
+    checkpoint["stage"].pop("averaged")
+    checkpoint["stage"]["best"] = {key: checkpoint["stage"]["best"][key] for key in ("val_nll", "epoch", "model")}
+    save_checkpoint(path, checkpoint)
+    resumed = train_motion(run, options=RunOptions(quiet=True, resume=True))
+    assert resumed.stopped == "finished" and resumed.epoch == 4
+    assert load_motion(run)[2]["exported_epoch"] >= 1

@@ -68,9 +68,10 @@ class Check:
 
     def columns(self) -> dict:
         """The metrics.csv columns of this check."""
-        return {"rollout_failed_gates": len(self.failed), "rollout_frechet_ratio": self.frechet_ratio,
-                "rollout_sigma_temperature": self.sigma_temperature,
-                **{f"rollout_{key}": value for key, value in self.scores.items()}}
+        # plain floats: the best check's columns go into checkpoints, which load weights_only
+        return {"rollout_failed_gates": len(self.failed), "rollout_frechet_ratio": float(self.frechet_ratio),
+                "rollout_sigma_temperature": float(self.sigma_temperature),
+                **{f"rollout_{key}": float(value) for key, value in self.scores.items()}}
 
 
 COLUMNS = ["rollout_failed_gates", "rollout_frechet_ratio", "rollout_sigma_temperature",

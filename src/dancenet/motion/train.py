@@ -188,9 +188,10 @@ class MotionStage(Stage):
         if carried is not None:
             carried = tuple(part.to(self.device) for part in carried) if isinstance(carried, list) \
                 else carried.to(self.device)
-        self.carried, self.best.state = carried, state["best"]
-        if state.get("averaged") is not None and self.averaged is not self.model:
-            self.averaged.load_state_dict(state["averaged"])
+        # a checkpoint of an earlier version kept fewer keys and no average: start those afresh
+        self.carried, self.best.state = carried, {**self.best.state, **state["best"]}
+        if self.averaged is not self.model:
+            self.averaged.load_state_dict(state.get("averaged") or self.model.state_dict())
 
     def export(self, run: Path, summary: dict) -> None:
         latents, training = self.latents, self.training

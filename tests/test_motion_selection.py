@@ -68,6 +68,9 @@ def test_selection_never_sees_the_test_clips_when_there_are_clips_to_spare():
     # named validation clips are kept as given, and never trained on with the test clips
     train, validation, test = split_with_test(latents, "take0", ["take3"])
     assert validation == [0] and test == [3] and 0 not in train and 3 not in train
+    # a count is taken from the clips that are not test clips; a resumed run (names) keeps its roles
+    assert 3 not in split_with_test(latents, 2, ["take3"])[1]
+    assert split_with_test(few, ("d",), ["d"]) == ([0, 1, 2], [3], [3])
 
 
 def run_with_vae(tmp_path, clips=6, held_out="take5"):
@@ -144,7 +147,35 @@ def test_a_checkpoint_of_the_earlier_version_resumes(tmp_path):
     checkpoint = load_checkpoint(path)
     checkpoint["stage"].pop("averaged")
     checkpoint["stage"]["best"] = {key: checkpoint["stage"]["best"][key] for key in ("val_nll", "epoch", "model")}
+    for key in ("select", "select_every_frames", "select_seconds", "select_scored_seconds", "select_seeds",
+                "select_sigma_temperatures", "patience", "average_decay", "test_clips"):
+        checkpoint["training"].pop(key)
     save_checkpoint(path, checkpoint)
     resumed = train_motion(run, options=RunOptions(quiet=True, resume=True))
     assert resumed.stopped == "finished" and resumed.epoch == 4
-    assert load_motion(run)[2]["exported_epoch"] >= 1
+    metadata = load_motion(run)[2]
+    # it goes on as it began: the lowest held-out NLL, no average, no early stop
+    assert metadata["training"]["select"] == "nll" and metadata["training"]["average_decay"] is None
+    assert metadata["selection"]["by"] == "nll" and metadata["selection"]["scores"] is None
+    nll = [float(row["val_nll_nats_per_frame"]) for row in rows(run)]
+    assert metadata["exported_epoch"] == nll.index(min(nll)) + 1
+
+
+def test_clip_settings_that_cannot_work_are_one_line_errors(tmp_path):
+    from dancenet.errors import DancenetError
+
+    run = run_with_vae(tmp_path, clips=2, held_out="take1")
+    for recipe, message in ((replace(RECIPE, val_clips="take0"), "no clip is left to train on"),
+                            (replace(RECIPE, test_clips=1), "test_clips 1: give clip names"),
+                            (replace(RECIPE, test_clips="nope"), "test_clips: no clip named nope")):
+        with pytest.raises(DancenetError, match=message):
+            train_motion(run, tiny_motion(), recipe, QUIET, name="bad")
+
+
+def test_a_run_without_validation_clips_trains_its_whole_budget(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    write_latents(run / "latents.npz", clips=1)
+    result = train_motion(run, tiny_motion(), replace(RECIPE, epochs=12, val_clips=0, patience=2), QUIET)
+    assert result.stopped == "finished" and result.epoch == 12
+    assert load_motion(run)[2]["selection"]["by"] == "last epoch"

@@ -54,15 +54,25 @@ def split_with_test(latents: Latents, val_clips, test_clips: list[str]) -> tuple
     """
     test = sorted(latents.clip_names.index(name) for name in test_clips if name in latents.clip_names)
     rest = [index for index in range(len(latents.clip_names)) if index not in test]
-    if val_clips != "auto" or not test:
+    if isinstance(val_clips, str) and val_clips.isdigit():
+        val_clips = int(val_clips)
+    if not test or (val_clips != "auto" and not isinstance(val_clips, int)):
+        # no test clips, or validation clips named (a resumed run names them; naming a test clip
+        # makes it validate too)
         train, validation = split_clips(latents, val_clips)
-        return [i for i in train if i not in test], validation, [i for i in test if i not in validation]
-    if len(rest) < MIN_CLIPS_FOR_VALIDATION:
-        return rest, test, test
-    count = max(1, round(0.1 * len(rest)))
-    step = len(rest) / count
-    validation = sorted({rest[int(step * index + step / 2)] for index in range(count)})
-    return [i for i in rest if i not in validation], validation, test
+        train = [i for i in train if i not in test]
+    elif len(rest) < MIN_CLIPS_FOR_VALIDATION and val_clips == "auto":
+        train, validation = rest, test
+    else:  # a count, taken evenly across the clips that are not test clips
+        count = max(1, round(0.1 * len(rest))) if val_clips == "auto" else val_clips
+        if count >= len(rest):
+            raise DancenetError(f"--val-clips {count}: only {len(rest)} clips are not test clips")
+        step = len(rest) / count
+        validation = sorted({rest[int(step * index + step / 2)] for index in range(count)})
+        train = [i for i in rest if i not in validation]
+    if not train:
+        raise DancenetError("--val-clips / test_clips: no clip is left to train on")
+    return train, validation, test
 
 
 MIN_CLIPS_FOR_VALIDATION = 4

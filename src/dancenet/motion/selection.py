@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import DancenetError
+
 # What a check's dances must meet; the caps are issue 14's targets for 60 s dances.
 FREEZE_CAP = 0.02
 LOOP_CAP = 0.02
@@ -100,7 +102,7 @@ class RolloutJudge:
         self.temperature, self.sigma_temperatures = temperature, tuple(sigma_temperatures)
         self.frames = max(2, round(seconds * fps))
         self.scored = min(self.frames, max(2, round(scored_seconds * fps)))
-        self.starts = torch.tensor(starts, dtype=torch.float32)
+        self.starts = torch.tensor(starts, dtype=torch.float32, device=device)
         share = max(2, round(REFERENCE_SECONDS * fps) // max(len(val_ranges), 1))
         clips = [self._decode(mean[start:min(stop, start + share)]) for start, stop in val_ranges]
         window = max(2, round(FeatureConfig().window_seconds * fps))
@@ -134,7 +136,7 @@ class RolloutJudge:
         spreads = torch.tensor(self.sigma_temperatures, device=self.device).repeat_interleave(self.seeds)[:, None]
         was_training = model.training
         model.eval()
-        params, state = model(scaler.normalise(self.starts[choice].to(self.device))[:, None], None)
+        params, state = model(scaler.normalise(self.starts[choice])[:, None], None)
         params = MixtureParameters(*(value[:, -1] for value in params))
         latents = torch.empty(count, self.frames, self.starts.shape[1], device=self.device)
         with single_step_kernels():
@@ -198,9 +200,15 @@ def test_clip_names(run: Path, latents, setting) -> list[str]:
         return list(names) if ok else []
     if not setting:
         return []
-    if isinstance(setting, str):
-        return [name.strip() for name in setting.split(",") if name.strip()]
-    return [str(name) for name in setting]
+    if isinstance(setting, (int, float)):
+        raise DancenetError(f"test_clips {setting}: give clip names, auto or null")
+    names = [name.strip() for name in setting.split(",")] if isinstance(setting, str) else \
+        [str(name) for name in setting]
+    unknown = [name for name in names if name and name not in latents.clip_names]
+    if unknown:
+        raise DancenetError(f"test_clips: no clip named {', '.join(unknown)} "
+                            f"(clips: {', '.join(latents.clip_names)})")
+    return [name for name in names if name]
 
 
 def make_judge(run: Path, latents, train_clips: list[int], val_ranges, train_ranges, training, device):
@@ -240,7 +248,9 @@ class BestEpoch:
             better = self.state["rank"] is None or rank < self.state["rank"]
         else:
             rank, nll = None, metrics.get("val_nll_nats_per_frame")
-            better = nll is not None and nll < self.state["val_nll"]
+            if nll is None:  # nothing held out: nothing to compare, nothing to stop on
+                return
+            better = nll < self.state["val_nll"]
         if not better:
             self.state["checks_since"] += 1
             return

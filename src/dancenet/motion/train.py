@@ -59,6 +59,9 @@ def train_motion(run: str | Path, config: MotionConfig | None = None,
         if checkpoint["stage"]["vae_hash"] != latents.vae_hash:
             raise input_error(run / LATENTS_FILE, "was made by another VAE than the checkpoint; "
                                                   "train again without --resume")
+        # a checkpoint of an earlier version: its run goes on as it began (NLL, no average, no patience)
+        for key, value in EARLIER_VERSION.items():
+            checkpoint["training"].setdefault(key, value)
         config, training = resumed_recipe(checkpoint, MotionConfig, MotionTraining, training)
     size = latents.mean.shape[1]
     config = replace(config or preset_config("default", size), latent_size=size)
@@ -68,6 +71,8 @@ def train_motion(run: str | Path, config: MotionConfig | None = None,
                describe={"latents": str(run / LATENTS_FILE), "vae_hash": latents.vae_hash})
 
 
+# What a checkpoint written before selection by rollout trained with.
+EARLIER_VERSION = {"select": "nll", "average_decay": None, "patience": None, "test_clips": None}
 # A short video is a short epoch: it is memorised within a hundred or so passes (103 s of footage:
 # jittery dances at pass 98, copied ones at 147), so checks come at least this often in epochs.
 MAX_EPOCHS_BETWEEN_CHECKS = 16
@@ -199,7 +204,8 @@ class MotionStage(Stage):
             summary["epochs_trained"]
         best = self.best.state
         if training.keep_best and best["model"] is not None and \
-                (self.judge is not None or val_nll is None or best["val_nll"] <= val_nll):
+                ((self.judge is not None and best["rank"] is not None) or val_nll is None
+                 or best["val_nll"] <= val_nll):
             val_nll, weights, exported_epoch = best["val_nll"], best["model"], best["epoch"]
         scores = best["scores"] if weights is not None else None
         save_motion(run, self.averaged, self.scaler, {
@@ -210,7 +216,7 @@ class MotionStage(Stage):
                          "sigma_temperature": (scores or {}).get("rollout_sigma_temperature",
                                                                  training.generate_sigma_temperature)},
             "val_clips": list(training.val_clips), "test_clips": list(training.test_clips),
-            "selection": {"by": training.select if training.keep_best else "last epoch",
+            "selection": {"by": training.select if weights is not None else "last epoch",
                           "scores": scores},
             # Where an unprimed rollout may start: the first frame of each training clip.
             "start_latents": [latents.mean[latents.offsets[i]].tolist() for i in self.train_clips]},

@@ -85,8 +85,8 @@ def worst_row(label: str, key: str, results: dict, names: list[str], real: dict)
     """A metric's worst window (docs/metrics.md) for each model and for real dance, with where it is."""
     from dancenet.commands.evaluate import worst_cell
 
-    return ([label] + [worst_cell(results[n]["summary"]["worst_window"].get(key)) for n in names]
-            + [worst_cell(real.get("worst_window", {}).get(key))])
+    return ([label] + [worst_cell(results[n]["summary"]["worst_window"].get(key), key) for n in names]
+            + [worst_cell(real.get("worst_window", {}).get(key), key)])
 
 
 def add_reference_arguments(parser: argparse.ArgumentParser, samples: int) -> None:

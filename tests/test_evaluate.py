@@ -203,3 +203,11 @@ def test_worst_window_finds_the_burst_that_the_mean_hides(reference):
     table = summary_table(summary, evaluation.metrics["reference_level"])
     assert re.search(r"worst window: artifact_ratio .*\(burst 30-40 s\)", table)
     assert re.search(r"worst window: loop_ratio .*\(burst 10-20 s\)", table)
+
+
+def test_a_frozen_worst_energy_window_points_at_where_it_is():
+    from dancenet.commands.evaluate import worst_cell
+
+    frozen = {"value": 0.0, "start_seconds": 3.0, "seconds": 10.0, "video": "seed 1"}
+    assert worst_cell(frozen, "motion_energy_over_real") == "0 (seed 1 3-13 s)"
+    assert worst_cell(frozen, "loop_ratio") == "0"  # no loop anywhere: nothing to point at

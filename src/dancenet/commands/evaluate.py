@@ -102,16 +102,19 @@ def summary_table(summary: dict, real: dict) -> str:
                  _cell(real["motion_energy"]["mean"])))
     worst, real_worst = summary.get("worst_window", {}), real.get("worst_window", {})
     for key in worst:  # each metric's worst window of any video (docs/metrics.md); older reports have none
-        rows.append((f"worst window: {key}", worst_cell(worst[key]), worst_cell(real_worst.get(key))))
+        rows.append((f"worst window: {key}", worst_cell(worst[key], key), worst_cell(real_worst.get(key), key)))
     widths = [max(len(row[column]) for row in rows) for column in range(3)]
     return "\n".join(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}" for row in rows)
 
 
-def worst_cell(entry: dict | None) -> str:
-    """A worst window as text: its value, then where it is (video or clip, seconds) unless it is 0."""
+def worst_cell(entry: dict | None, key: str) -> str:
+    """A worst window as text: its value, then where it is (video or clip, seconds) unless it is
+    clean (``suite.worst_is_clean``)."""
+    from ..evaluate.suite import worst_is_clean
+
     if entry is None:
         return "-"
-    if entry["value"] == 0:  # every window is clean: no place to point at
+    if worst_is_clean(key, entry):
         return "0"
     start = entry["start_seconds"]
     return (f"{_cell(entry['value'])} ({entry.get('video', entry.get('clip'))} "

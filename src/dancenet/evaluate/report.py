@@ -18,7 +18,7 @@ from PIL import Image
 
 from ..atomic import atomic_directory
 from ..sheet import contact_sheet
-from .suite import Evaluation
+from .suite import Evaluation, worst_is_clean
 
 GIF_SECONDS = 10.0
 SHEET_TILES = 24
@@ -144,8 +144,7 @@ def _mark_worst_windows(axes, worst: dict, name: str) -> None:
     """Outline the worst windows of every video that lie in video ``name``, named by their metrics."""
     spans: dict[tuple[float, float], list[str]] = {}
     for key, entry in worst.items():
-        clean = entry["value"] == 0 and key != "motion_energy_over_real"  # nothing bad to point at
-        if entry.get("video") == name and not clean:
+        if entry.get("video") == name and not worst_is_clean(key, entry):
             spans.setdefault((entry["start_seconds"], entry["seconds"]), []).append(WORST_WINDOW_NAMES.get(key, key))
     for row, ((start, seconds), keys) in enumerate(sorted(spans.items())):
         axes.axvspan(start, start + seconds, facecolor="purple", alpha=0.07, edgecolor="purple", linestyle="--",
@@ -162,16 +161,16 @@ def _worst_window_table(metrics: dict) -> str:
     labels = {key: label for key, label, _, _ in SUMMARY_ROWS}
     labels["motion_energy_over_real"] = "motion energy / real mean"
 
-    def cells(entry: dict | None) -> str:
+    def cells(entry: dict | None, key: str) -> str:
         if entry is None:
             return "<td class=n>&ndash;</td><td></td>"
-        if entry["value"] == 0:  # every window is clean: no place to point at
+        if worst_is_clean(key, entry):  # nothing bad to point at
             return "<td class=n>0</td><td></td>"
         start, where = entry["start_seconds"], entry.get("video", entry.get("clip", ""))
         return (f"<td class=n>{_format(entry['value'])}</td>"
                 f"<td>{html.escape(str(where))}, {start:g}&ndash;{start + entry['seconds']:g} s</td>")
 
-    rows = "".join(f"<tr><td>{labels.get(key, key)}</td>{cells(worst[key])}{cells(real.get(key))}</tr>"
+    rows = "".join(f"<tr><td>{labels.get(key, key)}</td>{cells(worst[key], key)}{cells(real.get(key), key)}</tr>"
                    for key in WORST_WINDOW_NAMES if key in worst)
     seconds = metrics["settings"].get("worst_window_seconds", 10)
     return (f"<h2>Worst {seconds:g} s window</h2><p class=note>Each metric's worst {seconds:g} s stretch of any "

@@ -337,6 +337,12 @@ def score_videos(videos: dict[str, np.ndarray], levels: ReferenceLevels, fps: fl
     return _summary(videos, per_video, levels, settings)
 
 
+def worst_is_clean(key: str, entry: dict) -> bool:
+    """A worst window with nothing bad in it (every window of the metric is 0), so there is no
+    place to point at; for motion energy 0 is the worst value (a frozen dance), never clean."""
+    return entry["value"] == 0 and key != "motion_energy_over_real"
+
+
 def report_json(reference: Reference, levels: ReferenceLevels, settings: MetricSettings, summary: dict,
                 reference_level: dict, samples: list[dict], timings: dict[str, float]) -> dict:
     """The report's ``metrics.json`` document."""

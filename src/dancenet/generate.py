@@ -142,12 +142,12 @@ def next_step(model, scaler, params, state, generator: torch.Generator, temperat
     return raw, params, state
 
 
-def start_context(starts: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Where an unprimed rollout starts: one of ``starts`` (k, L), the first frames of the
-    training clips, picked by ``generator`` -> (1, L). Motion training's rollout checks start
-    the same way."""
-    choice = int(torch.randint(len(starts), (1,), generator=generator, device=generator.device))
-    return starts[choice:choice + 1]
+def start_context(starts: torch.Tensor, generator: torch.Generator, count: int = 1) -> torch.Tensor:
+    """Where unprimed rollouts start: ``count`` rows of ``starts`` (k, L), the first frames of the
+    training clips, picked by ``generator`` -> (count, L). Motion training's rollout checks start
+    their dances the same way."""
+    choice = torch.randint(len(starts), (count,), generator=generator, device=generator.device)
+    return starts[choice.to(starts.device)]
 
 
 class Dancer:

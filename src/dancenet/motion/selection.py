@@ -127,16 +127,15 @@ class RolloutJudge:
     def rollouts(self, model, scaler) -> torch.Tensor:
         """Every dance of a check in one batch: (spreads x seeds, frames, L) raw latents, rows
         grouped by spread. Same sampler, feedback and starts as ``dancenet generate``."""
-        from ..generate import next_step, single_step_kernels
+        from ..generate import next_step, single_step_kernels, start_context
         from .mdn import MixtureParameters
 
         count = len(self.sigma_temperatures) * self.seeds
         generator = torch.Generator(device=self.device).manual_seed(FIRST_SEED)
-        choice = torch.randint(len(self.starts), (count,), generator=generator, device=self.device)
         spreads = torch.tensor(self.sigma_temperatures, device=self.device).repeat_interleave(self.seeds)[:, None]
         was_training = model.training
         model.eval()
-        params, state = model(scaler.normalise(self.starts[choice])[:, None], None)
+        params, state = model(scaler.normalise(start_context(self.starts, generator, count))[:, None], None)
         params = MixtureParameters(*(value[:, -1] for value in params))
         latents = torch.empty(count, self.frames, self.starts.shape[1], device=self.device)
         with single_step_kernels():
@@ -211,13 +210,12 @@ def test_clip_names(run: Path, latents, setting) -> list[str]:
     return [name for name in names if name]
 
 
-def make_judge(run: Path, latents, train_clips: list[int], val_ranges, train_ranges, training, device):
+def make_judge(run: Path, latents, starts: list, val_ranges, train_ranges, training, device):
     """The rollout judge of a motion run, or None (with a note saying why) where it cannot roll
     out: no validation clip, no VAE in the run, or no validation clip long enough."""
     why = "no validation clip" if not val_ranges else \
         "no VAE in the run to decode the rollouts" if not (Path(run) / "vae.json").is_file() else ""
     if not why:
-        starts = [latents.mean[latents.offsets[i]].tolist() for i in train_clips]
         try:
             return RolloutJudge(run, torch.from_numpy(latents.mean), val_ranges, train_ranges, starts,
                                 latents.fps, training.select_seconds, training.select_scored_seconds,

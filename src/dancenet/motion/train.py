@@ -95,6 +95,8 @@ class MotionStage(Stage):
         self.training = replace(training, val_clips=tuple(names[i] for i in val_clips),
                                 test_clips=tuple(names[i] for i in test_clips))
         self.ranges, self.val_ranges = latents.clip_ranges(self.train_clips), latents.clip_ranges(val_clips)
+        # where an unprimed rollout starts (generation and rollout checks): each training clip's first frame
+        self.starts = [latents.mean[latents.offsets[i]].tolist() for i in self.train_clips]
         torch.manual_seed(training.seed)  # dropout draws from torch's global generator
         generator = torch.Generator().manual_seed(training.seed)
         self.noise_generator = torch.Generator().manual_seed(training.seed + 1)
@@ -113,7 +115,7 @@ class MotionStage(Stage):
         self.carried, self.epoch, self.rows, self.plan = None, 0, None, []
         self.judge, self.check_every = None, 1
         if training.keep_best and training.select == "rollout":
-            self.judge = selection.make_judge(run, latents, self.train_clips, self.val_ranges, self.ranges,
+            self.judge = selection.make_judge(run, latents, self.starts, self.val_ranges, self.ranges,
                                               training, device)
             if self.judge is None:
                 self.training = replace(self.training, select="nll")
@@ -218,8 +220,7 @@ class MotionStage(Stage):
             "val_clips": list(training.val_clips), "test_clips": list(training.test_clips),
             "selection": {"by": training.select if weights is not None else "last epoch",
                           "scores": scores},
-            # Where an unprimed rollout may start: the first frame of each training clip.
-            "start_latents": [latents.mean[latents.offsets[i]].tolist() for i in self.train_clips]},
+            "start_latents": self.starts},
             name=self.name, state_dict=weights)
 
 

@@ -159,6 +159,11 @@ class LoopResult:
     recurrence: np.ndarray
     recurrence_step: int
 
+    @property
+    def looping(self) -> np.ndarray:
+        """(windows,) bool: the windows that count as loops (they move and reach the threshold)."""
+        return (self.best_similarity >= self.threshold) & self.moving
+
 
 def loop_analysis(frames: np.ndarray, fps: float, window_seconds: float = 1.0,
                   threshold: float = LOOP_THRESHOLD, min_motion: float = 0.0, factor: int = 4,
@@ -204,10 +209,10 @@ def loop_analysis(frames: np.ndarray, fps: float, window_seconds: float = 1.0,
         moving = (energy[window - 1:window - 1 + windows] - energy[:windows]) / max(window - 1, 1) >= min_motion
     step = max(1, -(-time // recurrence_size))
     sampled = descriptors[::step]
-    looping = (best >= threshold) & moving
-    return LoopResult(ratio=float(looping.mean()) if windows else 0.0, threshold=threshold,
-                      window=window, moving=moving, best_similarity=best, best_lag=best_lag,
-                      recurrence=soft_iou_matrix(sampled, sampled), recurrence_step=step)
+    result = LoopResult(ratio=0.0, threshold=threshold, window=window, moving=moving, best_similarity=best,
+                        best_lag=best_lag, recurrence=soft_iou_matrix(sampled, sampled), recurrence_step=step)
+    result.ratio = float(result.looping.mean()) if windows else 0.0
+    return result
 
 
 def loop_ratio(frames: np.ndarray, fps: float, window_seconds: float = 1.0,

@@ -237,7 +237,7 @@ def levels_from_frames(frames: list[np.ndarray], library: np.ndarray, held_out: 
         floor = None  # too little reference to split; the report says so
     loops = [metrics.loop_analysis(clip, fps, settings.loop_window_seconds, threshold=settings.loop_threshold,
                                    min_motion=loop_min_motion) for clip in frames]
-    looping = np.concatenate([(loop.best_similarity >= settings.loop_threshold) & loop.moving for loop in loops])
+    looping = np.concatenate([loop.looping for loop in loops])
     similarity = np.concatenate([loop.best_similarity for loop in loops])
     artifacts = metrics.artifact_analysis(sample)
     memorisation = metrics.best_match_iou(sample, library) if held_out else None
@@ -285,9 +285,8 @@ def _video_metrics(name: str, video: np.ndarray, levels: ReferenceLevels, fps: f
         "memorisation_mean_best_iou": float(memorisation.mean()),
         "copied_frame_ratio": float((memorisation >= settings.copied_iou).mean()),
     }
-    looping = (loops.best_similarity >= settings.loop_threshold) & loops.moving
     sample["worst_window"] = worst_windows(
-        window_series(energy, freeze, looping, artifact.per_frame * artifact.foreground, artifact.foreground,
+        window_series(energy, freeze, loops.looping, artifact.per_frame * artifact.foreground, artifact.foreground,
                       artifact.empty, memorisation >= settings.copied_iou),
         len(video), fps, settings, levels.level["motion_energy"]["mean"])
     return {"energy": energy, "freeze": freeze, "loops": loops, "artifacts": artifact.per_frame,
@@ -307,8 +306,7 @@ def _summary(videos: dict[str, np.ndarray], per_video: dict[str, dict], levels: 
     floor = levels.level["frechet_distance"]
     summary = {
         "freeze_ratio": float(pooled["freeze"].mean()),
-        "loop_ratio": float(np.concatenate([(per_video[name]["loops"].best_similarity >= settings.loop_threshold)
-                                            & per_video[name]["loops"].moving for name in names]).mean()),
+        "loop_ratio": float(np.concatenate([per_video[name]["loops"].looping for name in names]).mean()),
         "artifact_ratio": artifact_pixels / max(foreground, 1),
         "empty_frame_ratio": float(sum(s["empty_frame_ratio"] * s["frames"] for s in samples)
                                    / sum(s["frames"] for s in samples)),
@@ -473,7 +471,7 @@ def reference_worst_windows(names: list[str], frames: list[np.ndarray], energy: 
         pairs = slice(energy_edges[index], energy_edges[index + 1])
         loop = loops[index]
         series = window_series(energy[pairs], freeze[pairs],
-                               (loop.best_similarity >= settings.loop_threshold) & loop.moving,
+                               loop.looping,
                                pixels[clip], foreground[clip], empty[clip],
                                None if copied is None else copied[clip], measured[clip])
         per_clip[name] = worst_windows(series, int(lengths[index]), fps, settings, float(energy.mean()))

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import av
 import numpy as np
@@ -139,12 +140,31 @@ def test_odd_sizes_are_padded_for_h264_and_failures_leave_nothing(tmp_path):
 @pytest.mark.parametrize("options", [
     ["--seconds", "0"], ["--seconds", "-3"], ["--temperature", "0"], ["--temperature", "-1"],
     ["--sigma-temperature", "0"], ["--prime", "nosuchclip"], ["--scale", "0"],
+    ["--noise-correlation", "1"], ["--noise-correlation", "-0.1"],
 ])
 def test_bad_options_are_one_line_errors_without_output(run, tmp_path, capsys, options):
     assert generate(run, tmp_path / "out.mp4", *options) == 2
     error = capsys.readouterr().err
     assert error.startswith("dancenet: error:") and len(error.strip().splitlines()) == 1
     assert os.listdir(tmp_path) == []
+
+
+def test_the_models_recommended_noise_correlation_applies_unless_one_is_given(run, tmp_path):
+    runs = {}
+    for value in (0.0, 0.8):
+        runs[value] = tmp_path / f"recommends-{value}"
+        shutil.copytree(run, runs[value])
+        info = json.loads((runs[value] / "motion.json").read_text())
+        info["metadata"]["sampling"]["noise_correlation"] = value
+        (runs[value] / "motion.json").write_text(json.dumps(info))
+        assert dancenet.load(runs[value]).noise_correlation == value
+    videos = {name: tmp_path / f"{name}.mp4" for name in ("plain", "recommended", "given", "overridden")}
+    assert generate(runs[0.0], videos["plain"], "--seconds", "1") == 0
+    assert generate(runs[0.8], videos["recommended"], "--seconds", "1") == 0
+    assert generate(runs[0.0], videos["given"], "--seconds", "1", "--noise-correlation", "0.8") == 0
+    assert generate(runs[0.8], videos["overridden"], "--seconds", "1", "--noise-correlation", "0") == 0
+    data = {name: path.read_bytes() for name, path in videos.items()}
+    assert data["recommended"] == data["given"] != data["plain"] == data["overridden"]
 
 
 def test_bad_outputs_and_runs(run, tmp_path, capsys):

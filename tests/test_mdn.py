@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from dancenet.motion.mdn import (MixtureParameters, log_likelihood, most_likely_mean, sample,
+from dancenet.motion.mdn import (CorrelatedNoise, MixtureParameters, log_likelihood, most_likely_mean, sample,
                                  sample_2018, to_distribution)
 
 
@@ -82,3 +82,29 @@ def test_the_2018_sampler_uses_the_spread_as_a_variance():
     assert abs(drawn.std().item() - 2.0) < 0.05
     halved = sample_2018(params, torch.Generator().manual_seed(0), temperature=0.25)
     assert abs(halved.std().item() - 1.0) < 0.03
+
+
+def test_correlated_noise_keeps_each_draw_standard_normal_and_carries_the_last_one():
+    generator = torch.Generator().manual_seed(0)
+    noise = CorrelatedNoise(torch.tensor([[0.0], [0.8]]))  # one correlation per row
+    draws = torch.stack([noise(torch.randn(2, 4000, generator=generator)) for _ in range(50)])  # (steps, 2, n)
+    assert draws.mean().abs() < 0.02
+    assert torch.allclose(draws.std(dim=(0, 2)), torch.ones(2), atol=0.02)
+    lag_one = (draws[1:] * draws[:-1]).mean(dim=(0, 2))
+    assert abs(lag_one[0]) < 0.02 and abs(lag_one[1] - 0.8) < 0.02
+    # correlation 0 hands the fresh draw on untouched: independent draws, the same bits
+    fresh = torch.randn(3, 5, generator=generator)
+    plain = CorrelatedNoise(0.0)
+    plain(torch.randn(3, 5, generator=generator))
+    assert torch.equal(plain(fresh), fresh)
+
+
+def test_sampling_with_correlated_noise_moves_each_row_less_from_step_to_step():
+    params = random_params(200, components=1, size=3)
+    params = params._replace(log_sigma=torch.zeros_like(params.log_sigma))  # unit spread, fixed means
+    for correlation, expected in ((0.0, 2.0), (0.9, 0.2)):  # E (e_t - e_(t-1))^2 = 2 (1 - c)
+        generator = torch.Generator().manual_seed(3)
+        noise = CorrelatedNoise(correlation)
+        draws = torch.stack([sample(params, generator, 1.0, 1.0, noise) for _ in range(40)])
+        steps = (draws[1:] - draws[:-1]).square().mean()
+        assert abs(steps - expected) < 0.1 * expected

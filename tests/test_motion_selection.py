@@ -108,11 +108,14 @@ def test_the_exported_model_is_the_best_checked_epoch_with_its_spread(tmp_path):
     assert metadata["selection"]["by"] == "rollout"
     assert metadata["sampling"]["sigma_temperature"] == float(checked[best]["rollout_sigma_temperature"])
     assert metadata["sampling"]["sigma_temperature"] in RECIPE.select_sigma_temperatures
+    assert metadata["sampling"]["noise_correlation"] == float(checked[best]["rollout_noise_correlation"])
+    assert metadata["sampling"]["noise_correlation"] in RECIPE.select_noise_correlations
     assert all(math.isfinite(float(row["rollout_energy_ratio"])) for row in checked)
     # what `dancenet train motion` prints about it
     line = chosen_epoch(run, "motion")
     assert line.startswith(f"kept epoch {metadata['exported_epoch']}: its dances scored best")
-    assert f"--sigma-temperature {metadata['sampling']['sigma_temperature']:g}" in line
+    assert (f"--sigma-temperature {metadata['sampling']['sigma_temperature']:g} "
+            f"--noise-correlation {metadata['sampling']['noise_correlation']:g}") in line
 
 
 def test_patience_stops_training_after_that_many_checks_without_a_better_one(tmp_path):
@@ -148,7 +151,8 @@ def test_a_checkpoint_of_the_earlier_version_resumes(tmp_path):
     checkpoint["stage"].pop("averaged")
     checkpoint["stage"]["best"] = {key: checkpoint["stage"]["best"][key] for key in ("val_nll", "epoch", "model")}
     for key in ("select", "select_every_frames", "select_seconds", "select_scored_seconds", "select_seeds",
-                "select_sigma_temperatures", "patience", "average_decay", "test_clips"):
+                "select_sigma_temperatures", "select_noise_correlations", "patience", "average_decay",
+                "test_clips"):
         checkpoint["training"].pop(key)
     save_checkpoint(path, checkpoint)
     resumed = train_motion(run, options=RunOptions(quiet=True, resume=True))
@@ -179,3 +183,26 @@ def test_a_run_without_validation_clips_trains_its_whole_budget(tmp_path):
     result = train_motion(run, tiny_motion(), replace(RECIPE, epochs=12, val_clips=0, patience=2), QUIET)
     assert result.stopped == "finished" and result.epoch == 12
     assert load_motion(run)[2]["selection"]["by"] == "last epoch"
+
+
+def test_a_check_dances_every_spread_with_every_noise_correlation(tmp_path):
+    from dancenet.latents import load_latents
+    from dancenet.motion.selection import RolloutJudge
+
+    run = run_with_vae(tmp_path)
+    train_motion(run, tiny_motion(), replace(RECIPE, epochs=1), QUIET)
+    model, scaler, metadata = load_motion(run)
+    latents = load_latents(run / "latents.npz")
+    val = [latents.clip_names.index(name) for name in metadata["val_clips"]]
+    train = [index for index in range(len(latents.clip_names)) if index not in val]
+    judge_ = RolloutJudge(run, torch.from_numpy(latents.mean), latents.clip_ranges(val), latents.clip_ranges(train),
+                          metadata["start_latents"], latents.fps, 3.0, 2.0, 2, 1.0, (0.5, 1.0), torch.device("cpu"),
+                          (0.0, 0.9))
+    assert judge_.samplings == [(0.5, 0.0), (0.5, 0.9), (1.0, 0.0), (1.0, 0.9)]
+    dances = judge_.rollouts(model, scaler)
+    assert dances.shape == (8, 90, latents.mean.shape[1]) and torch.isfinite(dances).all()
+    assert judge_.check(model, scaler).noise_correlation in (0.0, 0.9)
+    from dancenet.errors import DancenetError
+
+    with pytest.raises(DancenetError, match="select_noise_correlations"):
+        replace(RECIPE, select_noise_correlations=(0.0, 1.0))

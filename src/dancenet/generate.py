@@ -60,6 +60,12 @@ def check_options(seconds: float, temperature: float, sigma_temperature: float) 
         raise DancenetError(f"--sigma-temperature {sigma_temperature}: must be > 0")
 
 
+def check_noise_correlation(value: float) -> None:
+    """A user error unless 0 <= value < 1 (1 would never draw anything new)."""
+    if not (math.isfinite(value) and 0.0 <= value < 1.0):
+        raise DancenetError(f"--noise-correlation {value}: must be at least 0 and below 1")
+
+
 def parse_prime(text: str) -> tuple[str, int | None]:
     """``"CLIP"`` or ``"CLIP:FRAME"`` -> (clip name, frame or None)."""
     name, colon, frame = text.rpartition(":")
@@ -97,19 +103,22 @@ def threads_beside_writer():
 @torch.no_grad()
 def rollout(model, scaler, context: torch.Tensor, frames: int, generator: torch.Generator,
             temperature: float = 1.0, sigma_temperature: float = 1.0,
-            chunk: int = CHUNK) -> Iterator[torch.Tensor]:
+            chunk: int = CHUNK, noise_correlation: float = 0.0) -> Iterator[torch.Tensor]:
     """Sample ``frames`` latents after reading ``context`` -> chunks of raw latents (n, L).
 
     model: a :class:`~dancenet.motion.model.MotionModel` in eval mode; scaler: its LatentScaler.
     context: (frames, L) raw latents the model reads first (its last row is the frame before the
     first generated one). The state is carried through the whole rollout. ``sigma_temperature``
-    is ignored by the dancenet-2018 sampler, which has one temperature for both (as the original).
+    is ignored by the dancenet-2018 sampler, which has one temperature for both (as the original),
+    and so is ``noise_correlation`` (how much of each step's noise carries into the next:
+    :class:`~dancenet.motion.mdn.CorrelatedNoise`; 0 = independent draws).
     """
-    from .motion.mdn import MixtureParameters
+    from .motion.mdn import CorrelatedNoise, MixtureParameters
 
     config = model.config
     params, state = model(scaler.normalise(context)[None], None)
     params = MixtureParameters(*(value[:, -1] for value in params))
+    noise = CorrelatedNoise(noise_correlation) if noise_correlation else None
     done = 0
     while done < frames:
         count = min(chunk, frames - done)
@@ -117,23 +126,24 @@ def rollout(model, scaler, context: torch.Tensor, frames: int, generator: torch.
         with single_step_kernels():
             for index in range(count):
                 raw, params, state = next_step(model, scaler, params, state, generator, temperature,
-                                               sigma_temperature)
+                                               sigma_temperature, noise)
                 block[index] = raw[0]
         done += count
         yield block
 
 
 def next_step(model, scaler, params, state, generator: torch.Generator, temperature: float,
-              sigma_temperature):
+              sigma_temperature, noise=None):
     """One rollout step: sample from ``params``, feed it back -> (raw latents (batch, L), the next
-    mixture, the next state). ``sigma_temperature``: a float, or a (batch, 1) tensor of spreads."""
+    mixture, the next state). ``sigma_temperature``: a float, or a (batch, 1) tensor of spreads;
+    ``noise``: the rollout's :class:`~dancenet.motion.mdn.CorrelatedNoise`, or None."""
     from .motion.mdn import sample, sample_2018
 
     config = model.config
     if config.sampler == "2018":
         value = sample_2018(params, generator, temperature)
     else:
-        value = sample(params, generator, temperature, sigma_temperature)
+        value = sample(params, generator, temperature, sigma_temperature, noise)
     raw = scaler.denormalise(value)
     # The 2018 generator fed its outputs back unscaled into a net trained on scaled inputs; kept
     # on purpose for the baseline.
@@ -154,6 +164,9 @@ class Dancer:
     """A VAE and a motion model trained on it, ready to generate (see :func:`load`).
 
     height, width: frame size; fps: frame rate of the dataset the models learnt from.
+    noise_correlation: how much of each rollout step's noise carries into the next
+    (:class:`~dancenet.motion.mdn.CorrelatedNoise`): the model's recommendation (``sampling`` in
+    motion.json; 0 for models that have none), which a caller may set (``--noise-correlation``).
     """
 
     def __init__(self, vae, motion, scaler, metadata: dict, directory: Path,
@@ -163,6 +176,7 @@ class Dancer:
         self.height, self.width = int(vae.config.height), int(vae.config.width)
         self.fps = float(metadata.get("fps", 30.0))
         self.preset = metadata.get("preset", motion.config.preset)
+        self.noise_correlation = float((metadata.get("sampling") or {}).get("noise_correlation", 0.0))
 
     def temperatures(self, temperature: float | None,
                      sigma_temperature: float | None) -> tuple[float, float]:
@@ -227,7 +241,7 @@ class Dancer:
             starts = self.metadata.get("start_latents") or [self.scaler.shift.tolist()]
             context = start_context(torch.tensor(starts, dtype=torch.float32), generator)
         return rollout(self.motion, self.scaler, context.to(self.device), frames, generator,
-                       temperature, sigma_temperature, chunk)
+                       temperature, sigma_temperature, chunk, self.noise_correlation)
 
     # ---------------------------------------------------------------------------- frames
 

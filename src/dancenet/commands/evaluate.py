@@ -43,6 +43,10 @@ def register(commands, train_commands, common) -> None:
                         help="mixture-weight temperature (default: the model's recommended value, else 1)")
     parser.add_argument("--sigma-temperature", type=float, default=None,
                         help="spread temperature (default: the model's recommended value, else 1)")
+    parser.add_argument("--noise-correlation", type=float, default=None, metavar="R",
+                        help="how much of each frame's random variation carries into the next, 0 to below 1 "
+                             "(0: a fresh draw every frame; 0.7: slower variation that strays further from "
+                             "the training dance; default: the model's recommended value, else 0)")
     parser.add_argument("--motion", default="motion", metavar="NAME", type=name_type("--motion"),
                         help="motion model inside RUN (default motion -> RUN/motion.*)")
     parser.add_argument("--loop-threshold", type=float, default=None,
@@ -132,6 +136,7 @@ def run_evaluate(args) -> int:
     from pathlib import Path
 
     from .. import load
+    from ..generate import check_noise_correlation
     from ..dataset import Dataset
     from ..errors import DancenetError, input_error
     from ..evaluate import suite
@@ -150,6 +155,8 @@ def run_evaluate(args) -> int:
     for name, value in (("--temperature", args.temperature), ("--sigma-temperature", args.sigma_temperature)):
         if value is not None and not 0 < value < float("inf"):
             raise DancenetError(f"{name} {value}: must be positive")
+    if args.noise_correlation is not None:
+        check_noise_correlation(args.noise_correlation)
     loop_threshold = _loop_threshold(args)
     check_output(args.out, [*run_files(args.run, ("vae", args.motion)), args.reference], "-o")
     check_report_directory(args.out)
@@ -159,6 +166,8 @@ def run_evaluate(args) -> int:
     reference = suite.make_reference(dataset, suite.validation_clips(args.run, args.motion))
     music = _load_music(args)
     model = load(args.run, motion_name=args.motion)
+    if args.noise_correlation is not None:
+        model.noise_correlation = args.noise_correlation
     temperature, sigma_temperature = model.temperatures(args.temperature, args.sigma_temperature)
     videos = {}
     clock = time.perf_counter()
@@ -180,7 +189,8 @@ def run_evaluate(args) -> int:
                                        quiet=args.quiet)
     evaluation.metrics["source"] = {"kind": "run", "run": str(args.run), "seconds": args.seconds,
                                     "motion": args.motion, "seeds": list(range(args.samples)),
-                                    "temperature": temperature, "sigma_temperature": sigma_temperature}
+                                    "temperature": temperature, "sigma_temperature": sigma_temperature,
+                                    "noise_correlation": model.noise_correlation}
     evaluation.metrics["timings_seconds"]["generate"] = round(generate_seconds, 3)
     evaluation.metrics["timings_seconds"]["model_metrics"] = round(model_seconds, 3)
     if music is not None:  # the chance level: the same seeds without music

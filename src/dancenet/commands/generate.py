@@ -20,7 +20,9 @@ so that its pauses and turns land on the song's beats and the mp4 carries the so
 PNG outputs are silent. Songs are capped at 20 minutes (--seconds takes the start of a longer one).
 
 temperatures: --temperature divides the mixture logits (lower = the most likely movement more
-often); --sigma-temperature scales each component's spread (lower = smoother, less jitter).
+often); --sigma-temperature scales each component's spread (lower = smoother, less jitter);
+--noise-correlation lets each frame's variation carry into the next (higher = fewer replayed
+and repeated moves, a few more broken limbs). A trained model recommends all three.
 The same seed and options give the same file, byte for byte.
 """
 
@@ -46,6 +48,10 @@ def register(commands, train_commands, common) -> None:
     parser.add_argument("--sigma-temperature", type=float, default=None,
                         help="spread temperature, > 0 (default: the model's recommended value, "
                              "else 1.0; ignored by dancenet-2018)")
+    parser.add_argument("--noise-correlation", type=float, default=None, metavar="R",
+                        help="how much of each frame's random variation carries into the next, 0 to below 1 "
+                             "(0: a fresh draw every frame; 0.7: slower variation that strays further from "
+                             "the training dance; default: the model's recommended value, else 0)")
     parser.add_argument("--prime", metavar="CLIP[:FRAME]",
                         help="start from the real latents of CLIP up to FRAME (0-based)")
     parser.add_argument("--scale", type=int, default=4, help="upscale factor for viewing (default 4)")
@@ -62,7 +68,7 @@ def run_generate(args) -> int:
     import time
 
     from ..errors import DancenetError
-    from ..generate import check_options, load
+    from ..generate import check_noise_correlation, check_options, load
     from ..limits import check_video_size
     from ..paths import check_output, run_files
     from ..video import check_writable
@@ -70,6 +76,8 @@ def run_generate(args) -> int:
     check_options(60.0 if args.seconds is None else args.seconds,
                   1.0 if args.temperature is None else args.temperature,
                   1.0 if args.sigma_temperature is None else args.sigma_temperature)
+    if args.noise_correlation is not None:
+        check_noise_correlation(args.noise_correlation)
     if args.scale < 1:
         raise DancenetError(f"--scale {args.scale}: must be a whole number >= 1")
     if not 0 <= args.seed < 2**63:
@@ -90,6 +98,8 @@ def run_generate(args) -> int:
             print(f"dancenet: note: {args.music} lasts {music.duration:.1f} s; the last "
                   f"{args.seconds - music.duration:.1f} s of the dance are silent", file=sys.stderr)
     dancer = load(args.run, device=args.device, motion_name=args.motion)
+    if args.noise_correlation is not None:
+        dancer.noise_correlation = args.noise_correlation
     check_video_size(dancer.width * args.scale, dancer.height * args.scale, f"--scale {args.scale}")
     path = dancer.write(args.output, seconds=args.seconds, seed=args.seed,
                         temperature=args.temperature, sigma_temperature=args.sigma_temperature,

@@ -71,6 +71,7 @@ def chosen_epoch(run, name: str) -> str:
         verdict = "passed every gate" if failed == 0 else f"missed {failed} gate{'s' * (failed > 1)}"
         return (f"kept epoch {epoch}: its dances scored best ({verdict}; Frechet "
                 f"{scores['rollout_frechet_ratio']:.2f}x the validation clip's own level); "
-                f"recommended --sigma-temperature {metadata['sampling']['sigma_temperature']:g}")
+                f"recommended --sigma-temperature {metadata['sampling']['sigma_temperature']:g} "
+                f"--noise-correlation {metadata['sampling'].get('noise_correlation', 0.0):g}")
     by = selection.get("by") or ("nll" if (metadata.get("training") or {}).get("keep_best") else "")
     return f"kept epoch {epoch} ({'lowest held-out NLL' if by == 'nll' else 'the last'})"

@@ -72,21 +72,48 @@ def _gather_component(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor
     return values.gather(-2, index).squeeze(-2)
 
 
+class CorrelatedNoise:
+    """Standard normal noise correlated in time, for step-by-step sampling (an AR(1) process).
+
+    Each call mixes the previous draw, weighted ``correlation``, with a fresh one so that every
+    draw stays N(0, 1): ``e_t = c e_(t-1) + sqrt(1 - c^2) n_t``. With ``c`` = 0 it returns the
+    fresh draw itself. A rollout's deviations from the predicted means then persist for about
+    ``1 / (1 - c)`` steps instead of changing every frame: the dance varies more from what the
+    model would replay without jittering. ``correlation``: a float in [0, 1) or a (batch, 1)
+    tensor of them (one per row).
+    """
+
+    def __init__(self, correlation):
+        self.correlation = correlation
+        self.fresh_weight = (1.0 - correlation * correlation) ** 0.5
+        self.previous: torch.Tensor | None = None
+
+    def __call__(self, fresh: torch.Tensor) -> torch.Tensor:
+        if self.previous is not None:
+            fresh = self.correlation * self.previous + self.fresh_weight * fresh
+        self.previous = fresh
+        return fresh
+
+
 def sample(params: MixtureParameters, generator: torch.Generator | None = None,
-           temperature: float = 1.0, sigma_temperature: float = 1.0) -> torch.Tensor:
+           temperature: float = 1.0, sigma_temperature: float = 1.0,
+           noise: CorrelatedNoise | None = None) -> torch.Tensor:
     """Draw one vector per leading index -> (..., D).
 
     temperature: divides the mixture logits (0 = always the most likely component).
     sigma_temperature: multiplies every standard deviation (0 = the chosen component's mean); a
     tensor broadcast against (..., D) gives each row its own (all > 0).
+    noise: turns each fresh standard normal draw into the one used (None: independent draws).
     """
     index = _choose_component(params.logits, generator, temperature)
     mean = _gather_component(params.mean, index)
     if not torch.is_tensor(sigma_temperature) and sigma_temperature <= 0.0:
         return mean
     sigma = _gather_component(params.log_sigma, index).exp()
-    noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-    return mean + sigma * sigma_temperature * noise
+    draw = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    if noise is not None:
+        draw = noise(draw)
+    return mean + sigma * sigma_temperature * draw
 
 
 def most_likely_mean(params: MixtureParameters) -> torch.Tensor:

@@ -40,6 +40,10 @@ class MotionTraining(TrainingConfig):
     select_seeds: int = 2               # dances per check and spread
     # The spreads a check tries (--sigma-temperature); the exported model recommends the best.
     select_sigma_temperatures: tuple[float, ...] = (0.5, 0.75, 1.0)
+    # The noise correlations it tries with each spread (--noise-correlation): correlated draws
+    # vary the dance more from the training takes (fewer copied frames and loops) at the cost of a
+    # few more broken limbs; each spread and correlation is judged alike and the best recommended.
+    select_noise_correlations: tuple[float, ...] = (0.0, 0.5, 0.7)
     patience: int | None = 10           # checks without a better one before training stops
     # Validate, check and export an exponential moving average of the weights (this decay per
     # step; null: the weights as trained). Smooths the epoch-to-epoch swings of the rollouts.
@@ -66,6 +70,9 @@ class MotionTraining(TrainingConfig):
              "select_scored_seconds must be at least 2 and at most select_seconds"),
             (len(self.select_sigma_temperatures) >= 1 and all(value > 0 for value in self.select_sigma_temperatures),
              "select_sigma_temperatures must hold at least one value, all > 0"),
+            (len(self.select_noise_correlations) >= 1
+             and all(0 <= value < 1 for value in self.select_noise_correlations),
+             "select_noise_correlations must hold at least one value, each at least 0 and below 1"),
             (self.patience is None or self.patience >= 1, "patience must be >= 1 or null"),
             (self.average_decay is None or 0 < self.average_decay < 1, "average_decay must be in (0, 1) or null"),
         ]

@@ -63,6 +63,7 @@ class Check:
     frechet_ratio: float
     scores: dict
     sigma_temperature: float = 1.0
+    noise_correlation: float = 0.0
 
     @property
     def rank(self) -> tuple[int, float]:
@@ -73,10 +74,11 @@ class Check:
         # plain floats: the best check's columns go into checkpoints, which load weights_only
         return {"rollout_failed_gates": len(self.failed), "rollout_frechet_ratio": float(self.frechet_ratio),
                 "rollout_sigma_temperature": float(self.sigma_temperature),
+                "rollout_noise_correlation": float(self.noise_correlation),
                 **{f"rollout_{key}": float(value) for key, value in self.scores.items()}}
 
 
-COLUMNS = ["rollout_failed_gates", "rollout_frechet_ratio", "rollout_sigma_temperature",
+COLUMNS = ["rollout_failed_gates", "rollout_frechet_ratio", "rollout_sigma_temperature", "rollout_noise_correlation",
            "rollout_freeze", "rollout_loop", "rollout_artifacts", "rollout_energy_ratio",
            "rollout_diversity_ratio", "rollout_copied"]
 
@@ -92,14 +94,18 @@ class RolloutJudge:
     def __init__(self, run: Path, mean: torch.Tensor, val_ranges: list[tuple[int, int]],
                  train_ranges: list[tuple[int, int]], starts: list, fps: float, seconds: float,
                  scored_seconds: float, seeds: int, temperature: float,
-                 sigma_temperatures: tuple[float, ...], device: torch.device):
+                 sigma_temperatures: tuple[float, ...], device: torch.device,
+                 noise_correlations: tuple[float, ...] = (0.0,)):
         from ..evaluate import suite
         from ..evaluate.features import FeatureConfig
         from ..vae.encode import load as load_vae
 
         self.vae = load_vae(run, device)
         self.device, self.fps, self.seeds = device, fps, seeds
-        self.temperature, self.sigma_temperatures = temperature, tuple(sigma_temperatures)
+        self.temperature = temperature
+        # every (spread, noise correlation) pair a check tries
+        self.samplings = [(float(spread), float(correlation)) for spread in sigma_temperatures
+                          for correlation in noise_correlations]
         self.frames = max(2, round(seconds * fps))
         self.scored = min(self.frames, max(2, round(scored_seconds * fps)))
         self.starts = torch.tensor(starts, dtype=torch.float32, device=device)
@@ -125,14 +131,17 @@ class RolloutJudge:
 
     @torch.no_grad()
     def rollouts(self, model, scaler) -> torch.Tensor:
-        """Every dance of a check in one batch: (spreads x seeds, frames, L) raw latents, rows
-        grouped by spread. Same sampler, feedback and starts as ``dancenet generate``."""
+        """Every dance of a check in one batch: (samplings x seeds, frames, L) raw latents, rows
+        grouped by sampling (spread, noise correlation). Same sampler, feedback and starts as
+        ``dancenet generate``."""
         from ..generate import next_step, single_step_kernels, start_context
-        from .mdn import MixtureParameters
+        from .mdn import CorrelatedNoise, MixtureParameters
 
-        count = len(self.sigma_temperatures) * self.seeds
+        count = len(self.samplings) * self.seeds
         generator = torch.Generator(device=self.device).manual_seed(FIRST_SEED)
-        spreads = torch.tensor(self.sigma_temperatures, device=self.device).repeat_interleave(self.seeds)[:, None]
+        spreads, correlations = (torch.tensor(values, device=self.device).repeat_interleave(self.seeds)[:, None]
+                                 for values in zip(*self.samplings))
+        noise = CorrelatedNoise(correlations)
         was_training = model.training
         model.eval()
         params, state = model(scaler.normalise(start_context(self.starts, generator, count))[:, None], None)
@@ -141,26 +150,26 @@ class RolloutJudge:
         with single_step_kernels():
             for index in range(self.frames):
                 latents[:, index], params, state = next_step(model, scaler, params, state, generator,
-                                                             self.temperature, spreads)
+                                                             self.temperature, spreads, noise)
         model.train(was_training)
         return latents
 
     def check(self, model, scaler) -> Check:
         """Roll out, score the end of each dance and gate the model as it is now, at each
-        spread -> the best spread's check."""
+        spread and noise correlation -> the best one's check."""
         from ..evaluate import suite
 
         latents = self.rollouts(model, scaler)[:, -self.scored:]
         checks = []
-        for group, spread in enumerate(self.sigma_temperatures):
+        for group, (spread, correlation) in enumerate(self.samplings):
             rows = range(group * self.seeds, (group + 1) * self.seeds)
             videos = {f"seed {row}": self._decode(latents[row]) for row in rows}
             summary = suite.score_videos(videos, self.levels, self.fps, self.settings)
-            checks.append(judge(summary, self.levels.level, spread))
+            checks.append(judge(summary, self.levels.level, spread, correlation))
         return min(checks, key=lambda check: check.rank)
 
 
-def judge(summary: dict, real: dict, sigma_temperature: float = 1.0) -> Check:
+def judge(summary: dict, real: dict, sigma_temperature: float = 1.0, noise_correlation: float = 0.0) -> Check:
     """Gate and rank a summary of ``evaluate``'s metrics against the real level (see the module)."""
     energy = summary["motion_energy"]["mean"] / max(real["motion_energy"]["mean"], 1e-12)
     diversity = (summary["diversity"] / real["diversity"]
@@ -179,7 +188,7 @@ def judge(summary: dict, real: dict, sigma_temperature: float = 1.0) -> Check:
     }
     return Check(failed=tuple(name for name, ok in gates.items() if not ok),
                  frechet_ratio=summary["frechet_distance"] / floor, scores=scores,
-                 sigma_temperature=sigma_temperature)
+                 sigma_temperature=sigma_temperature, noise_correlation=noise_correlation)
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,7 +229,7 @@ def make_judge(run: Path, latents, starts: list, val_ranges, train_ranges, train
             return RolloutJudge(run, torch.from_numpy(latents.mean), val_ranges, train_ranges, starts,
                                 latents.fps, training.select_seconds, training.select_scored_seconds,
                                 training.select_seeds, training.generate_temperature,
-                                training.select_sigma_temperatures, device)
+                                training.select_sigma_temperatures, device, training.select_noise_correlations)
         except CannotJudge as error:
             why = str(error)
     print(f"dancenet: note: selecting the motion model by held-out NLL: {why}", file=sys.stderr)

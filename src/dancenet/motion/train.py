@@ -71,8 +71,10 @@ def train_motion(run: str | Path, config: MotionConfig | None = None,
                describe={"latents": str(run / LATENTS_FILE), "vae_hash": latents.vae_hash})
 
 
-# What a checkpoint written before selection by rollout trained with.
-EARLIER_VERSION = {"select": "nll", "average_decay": None, "patience": None, "test_clips": None}
+# What checkpoints of earlier versions trained with: before selection by rollout (NLL, no weight
+# average, no early stop) and before correlated noise (checks drew independent noise).
+EARLIER_VERSION = {"select": "nll", "average_decay": None, "patience": None, "test_clips": None,
+                   "select_noise_correlations": [0.0]}
 # A short video is a short epoch: it is memorised within a hundred or so passes (103 s of footage:
 # jittery dances at pass 98, copied ones at 147), so checks come at least this often in epochs.
 MAX_EPOCHS_BETWEEN_CHECKS = 16
@@ -216,7 +218,8 @@ class MotionStage(Stage):
             "exported_epoch": exported_epoch, "val_nll_nats_per_frame": val_nll,
             "sampling": {"temperature": training.generate_temperature,
                          "sigma_temperature": (scores or {}).get("rollout_sigma_temperature",
-                                                                 training.generate_sigma_temperature)},
+                                                                 training.generate_sigma_temperature),
+                         "noise_correlation": (scores or {}).get("rollout_noise_correlation", 0.0)},
             "val_clips": list(training.val_clips), "test_clips": list(training.test_clips),
             "selection": {"by": training.select if weights is not None else "last epoch",
                           "scores": scores},

@@ -12,7 +12,7 @@ from dancenet.commands.motion import chosen_epoch
 from dancenet.latents import Latents
 from dancenet.motion.batches import split_with_test
 from dancenet.motion.model import load_motion
-from dancenet.motion.selection import judge
+from dancenet.motion.selection import judge, test_clip_names
 from dancenet.motion.recipe import MotionTraining
 from dancenet.motion.train import train_motion
 from dancenet.training import RunOptions
@@ -92,6 +92,22 @@ RECIPE = MotionTraining(epochs=6, batch_size=4, sequence_length=16, learning_rat
 def rows(run, name="motion"):
     with open(run / f"{name}-train" / "metrics.csv", newline="") as handle:
         return list(csv.DictReader(handle))
+
+
+def test_a_clip_name_that_yaml_read_as_a_number_is_named_in_the_error():
+    from dancenet.errors import DancenetError
+    from dancenet.motion.batches import split_clips
+
+    latents = latents_with(["61_01", "61_07", "61_09", "61_10"])
+    for setting in (6107, [6107], "6107"):  # `val_clips: 61_07` / `[61_07]` unquoted
+        with pytest.raises(DancenetError, match="'61_07': unquoted, YAML reads it as 6107"):
+            split_clips(latents, setting)
+    with pytest.raises(DancenetError, match="'61_09': unquoted, YAML reads it as 6109"):
+        test_clip_names(None, latents, 6109)
+    assert split_clips(latents, ["61_07"]) == ([0, 2, 3], [1])
+    with pytest.raises(DancenetError) as plain:
+        split_clips(latents, 9)
+    assert "YAML" not in str(plain.value)
 
 
 def test_the_exported_model_is_the_best_checked_epoch_with_its_spread(tmp_path):

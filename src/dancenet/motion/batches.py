@@ -12,6 +12,15 @@ from ..errors import DancenetError
 from ..latents import Latents
 
 
+def unquoted_name_hint(value, clip_names) -> str:
+    """The end of an error message when ``value`` is a clip name that YAML read as a number:
+    unquoted, ``61_07`` is the integer 6107 (underscores group digits); else ""."""
+    text = str(value)
+    matches = [name for name in clip_names if text.isdigit() and name.replace("_", "") == text]
+    return f"; write clip names in quotes in a recipe ('{matches[0]}': unquoted, YAML reads it as {text})" \
+        if matches else ""
+
+
 def split_clips(latents: Latents, val_clips) -> tuple[list[int], list[int]]:
     """Clip indices (train, validation), split by whole clip.
 
@@ -22,14 +31,15 @@ def split_clips(latents: Latents, val_clips) -> tuple[list[int], list[int]]:
     if val_clips == "auto":
         val_clips = 0 if count < 2 else max(1, round(0.15 * count))
     if isinstance(val_clips, (list, tuple)):
-        val_clips = ",".join(val_clips)
+        val_clips = ",".join(str(name) for name in val_clips)
     if isinstance(val_clips, str) and val_clips.isdigit():
         val_clips = int(val_clips)
     if not val_clips:
         return list(range(count)), []
     if isinstance(val_clips, int):
         if val_clips >= count:
-            raise DancenetError(f"--val-clips {val_clips}: the latents hold only {count} clips")
+            raise DancenetError(f"--val-clips {val_clips}: the latents hold only {count} clips"
+                                + unquoted_name_hint(val_clips, latents.clip_names))
         step = count / val_clips
         chosen = {int(step * index + step / 2) for index in range(val_clips)}
     else:
@@ -37,7 +47,8 @@ def split_clips(latents: Latents, val_clips) -> tuple[list[int], list[int]]:
         unknown = [name for name in names if name not in latents.clip_names]
         if unknown:
             raise DancenetError(f"--val-clips: no clip named {', '.join(unknown)} "
-                                f"(clips: {', '.join(latents.clip_names)})")
+                                f"(clips: {', '.join(latents.clip_names)})"
+                                + "".join(unquoted_name_hint(name, latents.clip_names) for name in unknown))
         chosen = {latents.clip_names.index(name) for name in names}
         if len(chosen) == count:
             raise DancenetError("--val-clips: cannot hold out every clip")

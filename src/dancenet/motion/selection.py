@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from ..errors import DancenetError
+from .batches import unquoted_name_hint
 
 # What a check's dances must meet; the caps are issue 14's targets for 60 s dances.
 FREEZE_CAP = 0.02
@@ -209,13 +210,15 @@ def test_clip_names(run: Path, latents, setting) -> list[str]:
     if not setting:
         return []
     if isinstance(setting, (int, float)):
-        raise DancenetError(f"test_clips {setting}: give clip names, auto or null")
+        raise DancenetError(f"test_clips {setting}: give clip names, auto or null"
+                            + unquoted_name_hint(setting, latents.clip_names))
     names = [name.strip() for name in setting.split(",")] if isinstance(setting, str) else \
         [str(name) for name in setting]
     unknown = [name for name in names if name and name not in latents.clip_names]
     if unknown:
         raise DancenetError(f"test_clips: no clip named {', '.join(unknown)} "
-                            f"(clips: {', '.join(latents.clip_names)})")
+                            f"(clips: {', '.join(latents.clip_names)})"
+                            + "".join(unquoted_name_hint(name, latents.clip_names) for name in unknown))
     return [name for name in names if name]
 
 

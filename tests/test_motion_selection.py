@@ -12,7 +12,8 @@ from dancenet.commands.motion import chosen_epoch
 from dancenet.latents import Latents
 from dancenet.motion.batches import split_with_test
 from dancenet.motion.model import load_motion
-from dancenet.motion.selection import judge, test_clip_names
+from dancenet.motion import selection
+from dancenet.motion.selection import judge
 from dancenet.motion.recipe import MotionTraining
 from dancenet.motion.train import train_motion
 from dancenet.training import RunOptions
@@ -46,6 +47,11 @@ def test_gates_come_first_then_the_frechet_distance_over_the_real_level():
     assert judge(summary(frechet_distance=25.0), REAL).rank < clean.rank
     # real dance that loops a little moves the loop cap with it
     assert judge(summary(loop_ratio=0.05), {**REAL, "loop_ratio": 0.04}).failed == ()
+    # a burst: a clean mean with one bad 10 s window fails its worst-window gate
+    burst = {"artifact_ratio": {"value": 0.03}, "loop_ratio": {"value": 0.15}}
+    assert judge(summary(worst_window=burst), REAL).failed == ("worst artifacts", "worst loop")
+    assert judge(summary(worst_window={"loop_ratio": {"value": 0.15}}),
+                 {**REAL, "worst_window": {"loop_ratio": {"value": 0.1}}}).failed == ()
 
 
 def latents_with(names):
@@ -103,7 +109,7 @@ def test_a_clip_name_that_yaml_read_as_a_number_is_named_in_the_error():
         with pytest.raises(DancenetError, match="'61_07': unquoted, YAML reads it as 6107"):
             split_clips(latents, setting)
     with pytest.raises(DancenetError, match="'61_09': unquoted, YAML reads it as 6109"):
-        test_clip_names(None, latents, 6109)
+        selection.test_clip_names(None, latents, 6109)
     assert split_clips(latents, ["61_07"]) == ([0, 2, 3], [1])
     with pytest.raises(DancenetError) as plain:
         split_clips(latents, 9)

@@ -11,14 +11,17 @@ that ranks two checks (docs/motion.md, "Selection by rollout"):
 1. fewer failed gates: freeze, loop and artifacts under their caps, motion energy 0.8-1.2x the
    validation clip's, diversity between the seeds' dances at least 0.9x the clip's own (its first
    half against its second), and at most 5 points more copied frames than the clip has (an
-   overfit model replays its training dance, which the Frechet distance would reward);
+   overfit model replays its training dance, which the Frechet distance would reward), and in the
+   worst 10 s window of any dance artifacts under 2% and loops under 10% (plus the clip's own
+   worst): a mean hides a burst a viewer sees at once;
 2. then the lower Frechet distance to the validation clip, over the clip's own level (its first
    half against its second).
 
 Each check tries a few spreads (``--sigma-temperature``: how much of the predicted spread a
 sample keeps; too much jitters, too little settles into loops, and where the balance lies depends on
-the dancer and the VAE) and keeps the best; the exported model recommends the spread of the check
-that chose it. The rollouts use fixed seeds, the recipe's temperature and the unprimed start of
+the dancer and the VAE), each with a few noise correlations (``--noise-correlation``: more strays
+further from the training dance, with a few more broken limbs), and keeps the best; the exported
+model recommends the spread and correlation of the check that chose it. The rollouts use fixed seeds, the recipe's temperature and the unprimed start of
 ``dancenet generate``, so two checks differ only by the weights, and a resumed run repeats them.
 """
 
@@ -40,6 +43,8 @@ FREEZE_CAP = 0.02
 LOOP_CAP = 0.02
 ARTIFACT_CAP = 0.005
 ENERGY_RANGE = (0.8, 1.2)
+WORST_ARTIFACT_CAP = 0.02  # in the worst 10 s window of any dance
+WORST_LOOP_CAP = 0.10
 DIVERSITY_FLOOR = 0.9
 # Copied frames (evaluate's memorisation) may exceed the validation clip's own share by this much:
 # an overfit model replays its training dance, which also lowers the Frechet distance.
@@ -81,7 +86,7 @@ class Check:
 
 COLUMNS = ["rollout_failed_gates", "rollout_frechet_ratio", "rollout_sigma_temperature", "rollout_noise_correlation",
            "rollout_freeze", "rollout_loop", "rollout_artifacts", "rollout_energy_ratio",
-           "rollout_diversity_ratio", "rollout_copied"]
+           "rollout_diversity_ratio", "rollout_copied", "rollout_worst_artifacts", "rollout_worst_loop"]
 
 
 class RolloutJudge:
@@ -178,7 +183,8 @@ def judge(summary: dict, real: dict, sigma_temperature: float = 1.0, noise_corre
     floor = real.get("frechet_distance") or 1.0
     scores = {"freeze": summary["freeze_ratio"], "loop": summary["loop_ratio"],
               "artifacts": summary["artifact_ratio"], "energy_ratio": energy,
-              "diversity_ratio": diversity, "copied": summary["copied_frame_ratio"]}
+              "diversity_ratio": diversity, "copied": summary["copied_frame_ratio"],
+              "worst_artifacts": _worst(summary, "artifact_ratio"), "worst_loop": _worst(summary, "loop_ratio")}
     gates = {
         "freeze": scores["freeze"] < FREEZE_CAP,
         "loop": scores["loop"] < LOOP_CAP + (real.get("loop_ratio") or 0.0),
@@ -186,10 +192,17 @@ def judge(summary: dict, real: dict, sigma_temperature: float = 1.0, noise_corre
         "energy": ENERGY_RANGE[0] <= energy <= ENERGY_RANGE[1],
         "diversity": math.isnan(diversity) or diversity >= DIVERSITY_FLOOR,
         "copied": scores["copied"] <= (real.get("copied_frame_ratio") or 0.0) + COPIED_SLACK,
+        "worst artifacts": scores["worst_artifacts"] < WORST_ARTIFACT_CAP,
+        "worst loop": scores["worst_loop"] < WORST_LOOP_CAP + _worst(real, "loop_ratio"),
     }
     return Check(failed=tuple(name for name, ok in gates.items() if not ok),
                  frechet_ratio=summary["frechet_distance"] / floor, scores=scores,
                  sigma_temperature=sigma_temperature, noise_correlation=noise_correlation)
+
+
+def _worst(summary: dict, key: str) -> float:
+    """The value of ``key``'s worst 10 s window in an ``evaluate`` summary (0 when it has none)."""
+    return float(((summary.get("worst_window") or {}).get(key) or {}).get("value", 0.0))
 
 
 # --------------------------------------------------------------------------------------------

@@ -103,6 +103,8 @@ def test_evaluate_video_cli_end_to_end(reference, tmp_path, capsys):
 
 def test_evaluate_cli_with_a_stand_in_model(reference, tmp_path, monkeypatch, capsys):
     class StandIn:
+        noise_correlation = 0.0
+
         def generate(self, seconds, seed, temperature, sigma_temperature):
             return dancer_video(int(seconds * FPS), HEIGHT, WIDTH, seed=10 + seed, fps=FPS).astype(np.uint8) * 255
 

@@ -21,8 +21,9 @@ Each check tries a few spreads (``--sigma-temperature``: how much of the predict
 sample keeps; too much jitters, too little settles into loops, and where the balance lies depends on
 the dancer and the VAE), each with a few noise correlations (``--noise-correlation``: more strays
 further from the training dance, with a few more broken limbs), and keeps the best; the exported
-model recommends the spread and correlation of the check that chose it. The rollouts use fixed seeds, the recipe's temperature and the unprimed start of
-``dancenet generate``, so two checks differ only by the weights, and a resumed run repeats them.
+model recommends the spread and correlation of the check that chose it. The rollouts use fixed
+seeds, the recipe's temperature and the unprimed start of ``dancenet generate``, so two checks
+differ only by the weights, and a resumed run repeats them.
 """
 
 from __future__ import annotations

@@ -50,6 +50,7 @@ def test_gates_come_first_then_the_frechet_distance_over_the_real_level():
     # a burst: a clean mean with one bad 10 s window fails its worst-window gate
     burst = {"artifact_ratio": {"value": 0.03}, "loop_ratio": {"value": 0.15}}
     assert judge(summary(worst_window=burst), REAL).failed == ("worst artifacts", "worst loop")
+    assert judge(summary(worst_window=burst), REAL, worst_window=False).failed == ()  # runs begun before them
     assert judge(summary(worst_window={"loop_ratio": {"value": 0.15}}),
                  {**REAL, "worst_window": {"loop_ratio": {"value": 0.1}}}).failed == ()
 
@@ -111,6 +112,8 @@ def test_a_clip_name_that_yaml_read_as_a_number_is_named_in_the_error():
     with pytest.raises(DancenetError, match="'61_09': unquoted, YAML reads it as 6109"):
         selection.test_clip_names(None, latents, 6109)
     assert split_clips(latents, ["61_07"]) == ([0, 2, 3], [1])
+    with pytest.raises(DancenetError, match="'05_01': unquoted, YAML reads it as 321"):  # octal 0o501
+        split_clips(latents_with(["05_01", "05_02"]), 321)
     with pytest.raises(DancenetError) as plain:
         split_clips(latents, 9)
     assert "YAML" not in str(plain.value)
@@ -173,8 +176,8 @@ def test_a_checkpoint_of_the_earlier_version_resumes(tmp_path):
     checkpoint["stage"].pop("averaged")
     checkpoint["stage"]["best"] = {key: checkpoint["stage"]["best"][key] for key in ("val_nll", "epoch", "model")}
     for key in ("select", "select_every_frames", "select_seconds", "select_scored_seconds", "select_seeds",
-                "select_sigma_temperatures", "select_noise_correlations", "patience", "average_decay",
-                "test_clips"):
+                "select_sigma_temperatures", "select_noise_correlations", "select_worst_window", "patience",
+                "average_decay", "test_clips"):
         checkpoint["training"].pop(key)
     save_checkpoint(path, checkpoint)
     resumed = train_motion(run, options=RunOptions(quiet=True, resume=True))

@@ -46,7 +46,8 @@ def register(commands, train_commands, common) -> None:
     parser.add_argument("--noise-correlation", type=float, default=None, metavar="R",
                         help="how much of each frame's random variation carries into the next, 0 to below 1 "
                              "(0: a fresh draw every frame; 0.7: slower variation that strays further from "
-                             "the training dance; default: the model's recommended value, else 0)")
+                             "the training dance; default: the model's recommended value, else 0; "
+                             "ignored by dancenet-2018)")
     parser.add_argument("--motion", default="motion", metavar="NAME", type=name_type("--motion"),
                         help="motion model inside RUN (default motion -> RUN/motion.*)")
     parser.add_argument("--loop-threshold", type=float, default=None,

@@ -22,7 +22,8 @@ PNG outputs are silent. Songs are capped at 20 minutes (--seconds takes the star
 temperatures: --temperature divides the mixture logits (lower = the most likely movement more
 often); --sigma-temperature scales each component's spread (lower = smoother, less jitter);
 --noise-correlation lets each frame's variation carry into the next (higher = fewer replayed
-and repeated moves, a few more broken limbs). A trained model recommends all three.
+and repeated moves, a few more broken limbs). A model trained with rollout checks recommends
+its spread and correlation; a given value overrides it.
 The same seed and options give the same file, byte for byte.
 """
 
@@ -51,7 +52,8 @@ def register(commands, train_commands, common) -> None:
     parser.add_argument("--noise-correlation", type=float, default=None, metavar="R",
                         help="how much of each frame's random variation carries into the next, 0 to below 1 "
                              "(0: a fresh draw every frame; 0.7: slower variation that strays further from "
-                             "the training dance; default: the model's recommended value, else 0)")
+                             "the training dance; default: the model's recommended value, else 0; "
+                             "ignored by dancenet-2018)")
     parser.add_argument("--prime", metavar="CLIP[:FRAME]",
                         help="start from the real latents of CLIP up to FRAME (0-based)")
     parser.add_argument("--scale", type=int, default=4, help="upscale factor for viewing (default 4)")

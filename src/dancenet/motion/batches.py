@@ -14,11 +14,23 @@ from ..latents import Latents
 
 def unquoted_name_hint(value, clip_names) -> str:
     """The end of an error message when ``value`` is a clip name that YAML read as a number:
-    unquoted, ``61_07`` is the integer 6107 (underscores group digits); else ""."""
+    unquoted, ``61_07`` is the integer 6107 (underscores group digits) and ``05_01`` the octal
+    0o501 = 321; else ""."""
     text = str(value)
-    matches = [name for name in clip_names if text.isdigit() and name.replace("_", "") == text]
+    matches = [name for name in clip_names if text.isdigit() and int(text) in _yaml_numbers(name)]
     return f"; write clip names in quotes in a recipe ('{matches[0]}': unquoted, YAML reads it as {text})" \
         if matches else ""
+
+
+def _yaml_numbers(name: str) -> set[int]:
+    """The integers YAML 1.1 may read an unquoted clip name as (decimal, or octal with a leading 0)."""
+    digits = name.replace("_", "")
+    if not digits.isdigit():
+        return set()
+    numbers = {int(digits)}
+    if len(digits) > 1 and digits.startswith("0") and set(digits) <= set("01234567"):
+        numbers.add(int(digits, 8))
+    return numbers
 
 
 def split_clips(latents: Latents, val_clips) -> tuple[list[int], list[int]]:

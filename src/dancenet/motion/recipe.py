@@ -37,13 +37,15 @@ class MotionTraining(TrainingConfig):
     select_every_frames: int = 100_000  # training frames between two rollout checks
     select_seconds: float = 60.0        # length of each check's dances (drift shows late)
     select_scored_seconds: float = 15.0  # the end of each dance that is decoded and scored
-    select_seeds: int = 2               # dances per check and spread
+    select_seeds: int = 2               # dances per check and sampling (spread, correlation)
     # The spreads a check tries (--sigma-temperature); the exported model recommends the best.
     select_sigma_temperatures: tuple[float, ...] = (0.5, 0.75, 1.0)
     # The noise correlations it tries with each spread (--noise-correlation): correlated draws
     # vary the dance more from the training takes (fewer copied frames and loops) at the cost of a
     # few more broken limbs; each spread and correlation is judged alike and the best recommended.
     select_noise_correlations: tuple[float, ...] = (0.0, 0.5, 0.7)
+    # Gate the worst 10 s window of the check's dances too (artifacts < 2%, loops < 10%).
+    select_worst_window: bool = True
     patience: int | None = 10           # checks without a better one before training stops
     # Validate, check and export an exponential moving average of the weights (this decay per
     # step; null: the weights as trained). Smooths the epoch-to-epoch swings of the rollouts.

@@ -102,14 +102,14 @@ class RolloutJudge:
                  train_ranges: list[tuple[int, int]], starts: list, fps: float, seconds: float,
                  scored_seconds: float, seeds: int, temperature: float,
                  sigma_temperatures: tuple[float, ...], device: torch.device,
-                 noise_correlations: tuple[float, ...] = (0.0,)):
+                 noise_correlations: tuple[float, ...] = (0.0,), worst_window: bool = True):
         from ..evaluate import suite
         from ..evaluate.features import FeatureConfig
         from ..vae.encode import load as load_vae
 
         self.vae = load_vae(run, device)
         self.device, self.fps, self.seeds = device, fps, seeds
-        self.temperature = temperature
+        self.temperature, self.worst_window = temperature, worst_window
         # every (spread, noise correlation) pair a check tries
         self.samplings = [(float(spread), float(correlation)) for spread in sigma_temperatures
                           for correlation in noise_correlations]
@@ -172,12 +172,14 @@ class RolloutJudge:
             rows = range(group * self.seeds, (group + 1) * self.seeds)
             videos = {f"seed {row}": self._decode(latents[row]) for row in rows}
             summary = suite.score_videos(videos, self.levels, self.fps, self.settings)
-            checks.append(judge(summary, self.levels.level, spread, correlation))
+            checks.append(judge(summary, self.levels.level, spread, correlation, self.worst_window))
         return min(checks, key=lambda check: check.rank)
 
 
-def judge(summary: dict, real: dict, sigma_temperature: float = 1.0, noise_correlation: float = 0.0) -> Check:
-    """Gate and rank a summary of ``evaluate``'s metrics against the real level (see the module)."""
+def judge(summary: dict, real: dict, sigma_temperature: float = 1.0, noise_correlation: float = 0.0,
+          worst_window: bool = True) -> Check:
+    """Gate and rank a summary of ``evaluate``'s metrics against the real level (see the module);
+    ``worst_window`` False leaves out the worst-window gates (runs begun before they existed)."""
     energy = summary["motion_energy"]["mean"] / max(real["motion_energy"]["mean"], 1e-12)
     diversity = (summary["diversity"] / real["diversity"]
                  if summary.get("diversity") is not None and real.get("diversity") else math.nan)
@@ -193,8 +195,8 @@ def judge(summary: dict, real: dict, sigma_temperature: float = 1.0, noise_corre
         "energy": ENERGY_RANGE[0] <= energy <= ENERGY_RANGE[1],
         "diversity": math.isnan(diversity) or diversity >= DIVERSITY_FLOOR,
         "copied": scores["copied"] <= (real.get("copied_frame_ratio") or 0.0) + COPIED_SLACK,
-        "worst artifacts": scores["worst_artifacts"] < WORST_ARTIFACT_CAP,
-        "worst loop": scores["worst_loop"] < WORST_LOOP_CAP + _worst(real, "loop_ratio"),
+        "worst artifacts": not worst_window or scores["worst_artifacts"] < WORST_ARTIFACT_CAP,
+        "worst loop": not worst_window or scores["worst_loop"] < WORST_LOOP_CAP + _worst(real, "loop_ratio"),
     }
     return Check(failed=tuple(name for name, ok in gates.items() if not ok),
                  frechet_ratio=summary["frechet_distance"] / floor, scores=scores,
@@ -246,7 +248,8 @@ def make_judge(run: Path, latents, starts: list, val_ranges, train_ranges, train
             return RolloutJudge(run, torch.from_numpy(latents.mean), val_ranges, train_ranges, starts,
                                 latents.fps, training.select_seconds, training.select_scored_seconds,
                                 training.select_seeds, training.generate_temperature,
-                                training.select_sigma_temperatures, device, training.select_noise_correlations)
+                                training.select_sigma_temperatures, device, training.select_noise_correlations,
+                                training.select_worst_window)
         except CannotJudge as error:
             why = str(error)
     print(f"dancenet: note: selecting the motion model by held-out NLL: {why}", file=sys.stderr)

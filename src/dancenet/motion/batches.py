@@ -22,6 +22,14 @@ def unquoted_name_hint(value, clip_names) -> str:
         if matches else ""
 
 
+def check_clip_names(names: list[str], clip_names: list[str], label: str) -> None:
+    """A user error (naming ``label``, the flag or recipe field) when a name is not a clip's."""
+    unknown = [name for name in names if name not in clip_names]
+    if unknown:
+        raise DancenetError(f"{label}: no clip named {', '.join(unknown)} (clips: {', '.join(clip_names)})"
+                            + "".join(unquoted_name_hint(name, clip_names) for name in unknown))
+
+
 def _yaml_numbers(name: str) -> set[int]:
     """The integers YAML 1.1 may read an unquoted clip name as (decimal, or octal with a leading 0)."""
     digits = name.replace("_", "")
@@ -56,11 +64,7 @@ def split_clips(latents: Latents, val_clips) -> tuple[list[int], list[int]]:
         chosen = {int(step * index + step / 2) for index in range(val_clips)}
     else:
         names = [name.strip() for name in str(val_clips).split(",") if name.strip()]
-        unknown = [name for name in names if name not in latents.clip_names]
-        if unknown:
-            raise DancenetError(f"--val-clips: no clip named {', '.join(unknown)} "
-                                f"(clips: {', '.join(latents.clip_names)})"
-                                + "".join(unquoted_name_hint(name, latents.clip_names) for name in unknown))
+        check_clip_names(names, latents.clip_names, "--val-clips")
         chosen = {latents.clip_names.index(name) for name in names}
         if len(chosen) == count:
             raise DancenetError("--val-clips: cannot hold out every clip")

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from ..errors import DancenetError
-from .batches import unquoted_name_hint
+from .batches import check_clip_names, unquoted_name_hint
 
 # What a check's dances must meet; the caps are issue 14's targets for 60 s dances.
 FREEZE_CAP = 0.02
@@ -230,12 +230,9 @@ def test_clip_names(run: Path, latents, setting) -> list[str]:
                             + unquoted_name_hint(setting, latents.clip_names))
     names = [name.strip() for name in setting.split(",")] if isinstance(setting, str) else \
         [str(name) for name in setting]
-    unknown = [name for name in names if name and name not in latents.clip_names]
-    if unknown:
-        raise DancenetError(f"test_clips: no clip named {', '.join(unknown)} "
-                            f"(clips: {', '.join(latents.clip_names)})"
-                            + "".join(unquoted_name_hint(name, latents.clip_names) for name in unknown))
-    return [name for name in names if name]
+    names = [name for name in names if name]
+    check_clip_names(names, latents.clip_names, "test_clips")
+    return names
 
 
 def make_judge(run: Path, latents, starts: list, val_ranges, train_ranges, training, device):

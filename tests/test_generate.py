@@ -13,6 +13,7 @@ import dancenet
 from dancenet.cli import main
 from dancenet.dataset import DatasetWriter
 from dancenet.errors import DancenetError
+from dancenet.generate import interpolate
 from dancenet.video import VideoWriter, upscale
 
 HEIGHT, WIDTH, FPS = 32, 48, 30.0
@@ -113,6 +114,34 @@ def test_priming_starts_from_the_named_clip(run):
         dancer.prime_latents("take9")
     with pytest.raises(DancenetError, match="past the end"):
         dancer.prime_latents("take0:60")
+
+
+def test_interpolation_between_strided_steps():
+    previous = torch.zeros(2)
+    steps = iter([torch.tensor([[3.0, 0.0], [6.0, 3.0]]), torch.tensor([[9.0, 9.0], [0.0, 0.0]])])
+    filled = torch.cat(list(interpolate(steps, previous, 3, 10)))
+    assert filled.shape == (10, 2)
+    torch.testing.assert_close(filled[:, 0], torch.tensor([1.0, 2, 3, 4, 5, 6, 7, 8, 9, 6]))
+    torch.testing.assert_close(filled[2::3], torch.tensor([[3.0, 0.0], [6.0, 3.0], [9.0, 9.0]]))
+
+
+def test_a_strided_model_generates_every_frame(run, tmp_path):
+    recipe = tmp_path / "strided.yaml"
+    recipe.write_text("preset: default\nmodel: {hidden_size: 32, num_layers: 1, num_mixtures: 3, "
+                      "frame_stride: 2}\ntraining: {epochs: 2, batch_size: 4, sequence_length: 8, "
+                      "val_clips: 1}\n")
+    assert main(["train", "motion", str(run), "--config", str(recipe), "--name", "strided",
+                 "--quiet"]) == 0
+    dancer = dancenet.load(run, motion_name="strided")
+    assert dancer.fps == FPS and dancer.motion.config.frame_stride == 2
+    whole = torch.cat(list(dancer.latents(25, seed=3, prime="take1:20")))
+    pieces = torch.cat(list(dancer.latents(25, seed=3, prime="take1:20", chunk=4)))
+    assert whole.shape == (25, 8)
+    torch.testing.assert_close(pieces, whole)
+    # the frames between two steps lie halfway: the motion is smooth at the video's rate
+    torch.testing.assert_close(whole[2:-1:2], (whole[1:-2:2] + whole[3::2]) / 2)
+    assert generate(run, tmp_path / "strided.mp4", "--motion", "strided", "--seconds", "1") == 0
+    assert len(read_video(tmp_path / "strided.mp4")[0]) == 30
 
 
 def test_upscale_nearest_and_bilinear():

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from dancenet.cli import main
+from dancenet.errors import DancenetError
 from dancenet.latents import load_latents
-from dancenet.motion.batches import split_clips, stream_batches
+from dancenet.motion.batches import split_clips, stream_batches, stride_clips
 from dancenet.motion.model import (PRESETS, LatentScaler, MotionConfig, MotionModel,
                                    count_parameters, load_motion, preset_config, save_motion,
                                    validation_nll)
@@ -138,6 +139,37 @@ def test_training_learns_and_resuming_equals_an_uninterrupted_run(tmp_path):
         assert torch.equal(value, split.state_dict()[key]), key
     metrics = (run / "split-train" / "metrics.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in metrics[1:]] == [str(epoch) for epoch in range(1, recipe.epochs + 1)]
+
+
+def test_a_strided_model_trains_on_every_phase_and_holds_out_whole_clips(tmp_path):
+    latents = load_latents(write_latents(tmp_path / "latents.npz", clips=4, length=91))
+    strided, train, validation, test = stride_clips(latents, 3, [0, 2], [1], [3])
+    assert strided.fps == 10.0
+    names = strided.clip_names
+    assert [names[i] for i in train] == ["take0", "take0~1", "take0~2", "take2", "take2~1", "take2~2"]
+    assert [names[i] for i in validation] == ["take1"] and [names[i] for i in test] == ["take3"]
+    # a training clip's phases hold each of its frames once; a held-out clip keeps its first phase
+    rows = np.concatenate([strided.mean[slice(*strided.clip_rows(name))]
+                           for name in ("take0", "take0~1", "take0~2")])
+    assert sorted(map(tuple, rows.tolist())) == sorted(map(tuple, latents.mean[:91].tolist()))
+    np.testing.assert_array_equal(strided.mean[slice(*strided.clip_rows("take1"))], latents.mean[91:182:3])
+    assert stride_clips(latents, 1, [0, 2], [1], [3])[0] is latents
+    # trained at a stride: the file records the video's rate and the stride, and the held-out NLL
+    # evaluate reports is the training's (the model reads every third frame there too)
+    run = tmp_path / "run"
+    run.mkdir()
+    write_latents(run / "latents.npz", clips=4, length=150)
+    recipe = MotionTraining(epochs=3, batch_size=4, sequence_length=12, val_clips="take1",
+                            keep_best=False)
+    result = train_motion(run, tiny_motion(frame_stride=3), recipe, QUIET)
+    model, scaler, metadata = load_motion(run)
+    assert model.config.frame_stride == 3 and metadata["fps"] == 30.0
+    assert metadata["val_clips"] == ["take1"] and len(metadata["start_latents"]) == 9
+    every_third = torch.from_numpy(load_latents(run / "latents.npz").mean[150:300:3])
+    assert result.metrics["val_nll_nats_per_frame"] == pytest.approx(
+        validation_nll(model, scaler, every_third, [(0, 50)]), rel=1e-5)
+    with pytest.raises(DancenetError, match="frame_stride"):
+        tiny_motion(frame_stride=0)
 
 
 def test_keep_best_exports_the_epoch_with_the_lowest_held_out_nll(tmp_path):

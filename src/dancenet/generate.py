@@ -132,6 +132,27 @@ def rollout(model, scaler, context: torch.Tensor, frames: int, generator: torch.
         yield block
 
 
+def interpolate(steps: Iterator[torch.Tensor], previous: torch.Tensor, stride: int,
+                frames: int) -> Iterator[torch.Tensor]:
+    """Chunks of latents ``stride`` frames apart -> chunks of every frame, ``frames`` in all.
+
+    ``previous`` (L,) is the frame before the first step. Frame ``stride * i + j`` (j = 1..stride)
+    lies ``j / stride`` of the way from step ``i - 1`` (``previous`` for the first) to step ``i``,
+    so every ``stride``-th frame is a step itself.
+    """
+    done = 0
+    weights = torch.arange(1, stride + 1, dtype=previous.dtype, device=previous.device) / stride
+    for block in steps:
+        starts = torch.cat([previous[None], block[:-1]])
+        filled = starts[:, None] + (block - starts)[:, None] * weights[None, :, None]
+        filled = filled.reshape(-1, block.shape[1])[:frames - done]
+        done += len(filled)
+        previous = block[-1]
+        yield filled
+        if done >= frames:
+            return
+
+
 def next_step(model, scaler, params, state, generator: torch.Generator, temperature: float,
               sigma_temperature, noise=None):
     """One rollout step: sample from ``params``, feed it back -> (raw latents (batch, L), the next
@@ -229,7 +250,8 @@ class Dancer:
     def latents(self, frames: int, seed: int = 0, temperature: float | None = None,
                 sigma_temperature: float | None = None, prime: str | None = None,
                 chunk: int = CHUNK) -> Iterator[torch.Tensor]:
-        """Roll the motion model out for ``frames`` steps -> chunks of raw latents (n, L).
+        """Roll the motion model out for ``frames`` frames -> chunks of raw latents (n, L); a
+        model of ``frame_stride`` k steps every k-th frame and the frames between are interpolated.
 
         Without ``prime`` the seed picks the first frame of one of the training clips.
         """
@@ -240,8 +262,12 @@ class Dancer:
         else:
             starts = self.metadata.get("start_latents") or [self.scaler.shift.tolist()]
             context = start_context(torch.tensor(starts, dtype=torch.float32), generator)
-        return rollout(self.motion, self.scaler, context.to(self.device), frames, generator,
-                       temperature, sigma_temperature, chunk, self.noise_correlation)
+        stride = self.motion.config.frame_stride
+        # a model of frame_stride k reads every k-th frame, ending at the frame before the dance
+        context = context.flip(0)[::stride].flip(0).to(self.device)
+        steps = rollout(self.motion, self.scaler, context, -(-frames // stride), generator,
+                        temperature, sigma_temperature, max(1, chunk // stride), self.noise_correlation)
+        return interpolate(steps, context[-1], stride, frames) if stride > 1 else steps
 
     # ---------------------------------------------------------------------------- frames
 

@@ -530,8 +530,11 @@ def model_metrics(run: str | os.PathLike, dataset: Dataset, clips: list[Clip], m
         from ..motion.model import load_motion, validation_nll
 
         model, scaler, _ = load_motion(run, motion_name)
-        latents = torch.cat(means)
-        offsets = np.cumsum([0] + [stop - start for start, stop in ranges])
+        stride = model.config.frame_stride  # the model reads every stride-th frame
+        starts = np.cumsum([0] + [stop - start for start, stop in ranges])
+        latents = torch.cat(means)[np.concatenate([np.arange(first, last, stride)
+                                                   for first, last in zip(starts[:-1], starts[1:])])]
+        offsets = np.cumsum([0] + [len(range(start, stop, stride)) for start, stop in ranges])
         with torch.inference_mode():
             result["motion_nll"] = float(validation_nll(model, scaler, latents,
                                                         list(zip(offsets[:-1].tolist(), offsets[1:].tolist()))))

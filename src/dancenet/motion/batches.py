@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from ..errors import DancenetError
@@ -103,6 +104,43 @@ def split_with_test(latents: Latents, val_clips, test_clips: list[str]) -> tuple
 
 
 MIN_CLIPS_FOR_VALIDATION = 4
+
+
+def stride_clips(latents: Latents, stride: int, train: list[int], validation: list[int],
+                 test: list[int]) -> tuple[Latents, list[int], list[int], list[int]]:
+    """The latents a model of ``frame_stride`` = ``stride`` steps through, with the split mapped.
+
+    Every ``stride``-th frame of each clip, at ``fps / stride``. A training clip gives ``stride``
+    clips, one per phase (frames 0, s, 2s...; 1, s+1...; named ``CLIP~1``, ``CLIP~2``... after the
+    first, which keeps its name), so no frame is thrown away; a validation or test clip gives its
+    first phase only, under its own name. Returns (latents, train, validation, test) indices into
+    the new latents. ``stride`` 1 returns everything unchanged.
+    """
+    if stride == 1:
+        return latents, train, validation, test
+    rows, names, lengths, kinds = [], [], [], []
+    for index, name in enumerate(latents.clip_names):
+        kind = "train" if index in train else "validation" if index in validation else \
+            "test" if index in test else None
+        if kind is None:
+            continue
+        start, stop = latents.clip_rows(name)
+        for phase in range(stride if kind == "train" else 1):
+            picked = np.arange(start + phase, stop, stride)
+            if len(picked) == 0:
+                continue
+            rows.append(picked)
+            names.append(name if phase == 0 else f"{name}~{phase}")
+            lengths.append(len(picked))
+            kinds.append(kind)
+    rows = np.concatenate(rows)
+    strided = Latents(mean=latents.mean[rows], log_var=latents.log_var[rows], clip_names=names,
+                      offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+                      fps=latents.fps / stride, vae_hash=latents.vae_hash,
+                      dataset_hash=latents.dataset_hash)
+    split = {wanted: [index for index, kind in enumerate(kinds) if kind == wanted]
+             for wanted in ("train", "validation", "test")}
+    return strided, split["train"], split["validation"], split["test"]
 
 
 # --------------------------------------------------------------------------------------------

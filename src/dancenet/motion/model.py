@@ -53,6 +53,9 @@ class MotionConfig:
     scaling: str = "standard"       # "standard" (mean/std) or "minmax" (2018: to [0, 1])
     sampler: str = "separate"       # "separate" temperatures, or "2018" (see mdn.sample_2018)
     feedback: str = "sample"        # what a rollout feeds back: "sample" or "2018-unscaled"
+    # The model steps through every frame_stride-th frame (fps / frame_stride steps a second);
+    # generation fills the frames between two steps by linear interpolation of the latents.
+    frame_stride: int = 1
 
     def __post_init__(self):
         checks = [
@@ -67,6 +70,8 @@ class MotionConfig:
             (self.scaling in ("standard", "minmax"), "scaling must be standard or minmax"),
             (self.sampler in ("separate", "2018"), "sampler must be separate or 2018"),
             (self.feedback in ("sample", "2018-unscaled"), "feedback must be sample or 2018-unscaled"),
+            (isinstance(self.frame_stride, int) and 1 <= self.frame_stride <= 30,
+             "frame_stride must be a whole number from 1 to 30"),
         ]
         check_all(checks, "motion config")
 

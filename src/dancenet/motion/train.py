@@ -29,7 +29,7 @@ from ..config import to_dict
 from ..errors import input_error
 from ..latents import LATENTS_FILE, Latents, load_latents
 from ..training import RunOptions, Stage, TrainResult, fit, make_optimizer, open_run, resumed_recipe
-from .batches import pair_batches, reset_state, split_with_test, stream_batches
+from .batches import pair_batches, reset_state, split_with_test, stream_batches, stride_clips
 from . import selection
 from .mdn import log_likelihood
 from .model import LatentScaler, MotionConfig, MotionModel, preset_config, save_motion, validation_nll
@@ -93,10 +93,14 @@ class MotionStage(Stage):
                  training: MotionTraining, device: torch.device):
         self.run, self.name, self.latents, self.config, self.device = run, name, latents, config, device
         test_clips = selection.test_clip_names(run, latents, training.test_clips)
-        self.train_clips, val_clips, test_clips = split_with_test(latents, training.val_clips, test_clips)
+        train_clips, val_clips, test_clips = split_with_test(latents, training.val_clips, test_clips)
         names = latents.clip_names
         self.training = replace(training, val_clips=tuple(names[i] for i in val_clips),
                                 test_clips=tuple(names[i] for i in test_clips))
+        self.fps = latents.fps  # the video's rate; the model steps at fps / frame_stride
+        latents, self.train_clips, val_clips, test_clips = stride_clips(
+            latents, config.frame_stride, train_clips, val_clips, test_clips)
+        self.latents = latents
         self.ranges, self.val_ranges = latents.clip_ranges(self.train_clips), latents.clip_ranges(val_clips)
         # where an unprimed rollout starts (generation and rollout checks): each training clip's first frame
         self.starts = [latents.mean[latents.offsets[i]].tolist() for i in self.train_clips]
@@ -214,7 +218,7 @@ class MotionStage(Stage):
             val_nll, weights, exported_epoch = best["val_nll"], best["model"], best["epoch"]
         scores = best["scores"] if weights is not None else None
         save_motion(run, self.averaged, self.scaler, {
-            "vae_hash": latents.vae_hash, "dataset_hash": latents.dataset_hash, "fps": latents.fps,
+            "vae_hash": latents.vae_hash, "dataset_hash": latents.dataset_hash, "fps": self.fps,
             **_frame_size(run), "training": to_dict(training), **summary,
             "exported_epoch": exported_epoch, "val_nll_nats_per_frame": val_nll,
             "sampling": {"temperature": training.generate_temperature,

@@ -88,6 +88,7 @@ def test_interrupt_then_resume_finishes_the_run(tmp_path, short_pipeline, capsys
     assert "loop_ratio" in metrics["summary"] and "loop_ratio" in result_summary(printed)
     motion = json.loads((run / "motion.json").read_text())
     assert motion["metadata"]["val_clips"], "the cut pieces give the motion model a held-out piece"
+    assert motion["config"]["frame_stride"] == 2, "8 s of dance: a short dataset's stride"
     assert (source / "frames.bin").read_bytes() == before  # the input is never modified
 
     from dancenet.app import list_runs, report_html, report_summary

@@ -134,12 +134,14 @@ def test_a_strided_model_generates_every_frame(run, tmp_path):
                  "--quiet"]) == 0
     dancer = dancenet.load(run, motion_name="strided")
     assert dancer.fps == FPS and dancer.motion.config.frame_stride == 2
-    whole = torch.cat(list(dancer.latents(25, seed=3, prime="take1:20")))
-    pieces = torch.cat(list(dancer.latents(25, seed=3, prime="take1:20", chunk=4)))
+    whole = torch.cat(list(dancer.latents(25, seed=3, prime="take1:21")))
+    pieces = torch.cat(list(dancer.latents(25, seed=3, prime="take1:21", chunk=4)))
     assert whole.shape == (25, 8)
     torch.testing.assert_close(pieces, whole)
-    # the frames between two steps lie halfway: the motion is smooth at the video's rate
+    # the frames between two steps lie halfway, the first between the primed frame and step one:
+    # the motion is smooth at the video's rate and continues from the named frame
     torch.testing.assert_close(whole[2:-1:2], (whole[1:-2:2] + whole[3::2]) / 2)
+    torch.testing.assert_close(whole[0], (dancer.prime_latents("take1:21")[-1] + whole[1]) / 2)
     assert generate(run, tmp_path / "strided.mp4", "--motion", "strided", "--seconds", "1") == 0
     assert len(read_video(tmp_path / "strided.mp4")[0]) == 30
 

@@ -50,7 +50,9 @@ def run_train_motion(args) -> int:
         from ..motion.model import count_parameters
 
         nll = result.metrics.get("val_nll_nats_per_frame")
-        held_out = "no validation clips" if nll is None else f"held-out NLL {nll:.2f} nats/frame"
+        stride = result.model.config.frame_stride
+        unit = "nats/frame" if stride == 1 else f"nats/step of {stride} frames"
+        held_out = "no validation clips" if nll is None else f"held-out NLL {nll:.2f} {unit}"
         print(f"trained {args.name} ({result.model.config.preset}, "
               f"{count_parameters(result.model):,} parameters): {result.epoch} epochs, "
               f"{result.step} steps in {result.seconds / 60:.1f} min ({result.stopped}), "

@@ -167,7 +167,7 @@ def stream_batches(ranges: list[tuple[int, int]], batch_size: int, sequence_leng
     usable = [(start, stop) for start, stop in ranges if stop - start > sequence_length]
     if not usable:
         raise DancenetError(f"no training clip is longer than sequence_length={sequence_length} "
-                            "frames; lower it or add longer clips")
+                            "steps (a step is frame_stride frames); lower it or add longer clips")
     lengths = torch.tensor([stop - start for start, stop in usable], dtype=torch.float)
     total = int(sum(stop - start - 1 for start, stop in ranges))
     steps = max(1, math.ceil(total / (batch_size * sequence_length)))

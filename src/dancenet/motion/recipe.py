@@ -25,7 +25,8 @@ class MotionTraining(TrainingConfig):
     warmup_fraction: float = 0.0
     gradient_clip: float = 1.0
     checkpoint_every: int | None = None
-    sequence_length: int = 128          # frames per BPTT window (about 4 s at 30 fps)
+    sequence_length: int = 128          # steps per BPTT window (frames: about 4 s at 30 fps; a
+                                        # model of frame_stride k steps k frames at a time)
     latent_source: str = "sample"       # "mean", "sample" (fresh each epoch) or "sample-once" (2018)
     input_noise: float = 0.0            # std of Gaussian noise added to inputs (model units)
     # Export the weights of the best epoch rather than the last: a few minutes of dance overfit

@@ -102,7 +102,8 @@ class MotionStage(Stage):
             latents, config.frame_stride, train_clips, val_clips, test_clips)
         self.latents = latents
         self.ranges, self.val_ranges = latents.clip_ranges(self.train_clips), latents.clip_ranges(val_clips)
-        # where an unprimed rollout starts (generation and rollout checks): each training clip's first frame
+        # where an unprimed rollout starts (generation and rollout checks): each training clip's
+        # first frame (with frame_stride k, frames 0..k-1 of each: one per phase)
         self.starts = [latents.mean[latents.offsets[i]].tolist() for i in self.train_clips]
         torch.manual_seed(training.seed)  # dropout draws from torch's global generator
         generator = torch.Generator().manual_seed(training.seed)

@@ -144,6 +144,19 @@ def test_a_strided_model_generates_every_frame(run, tmp_path):
     torch.testing.assert_close(whole[0], (dancer.prime_latents("take1:21")[-1] + whole[1]) / 2)
     assert generate(run, tmp_path / "strided.mp4", "--motion", "strided", "--seconds", "1") == 0
     assert len(read_video(tmp_path / "strided.mp4")[0]) == 30
+    # evaluate's motion NLL feeds the model every second frame of each clip, as training did
+    from dancenet.dataset import Dataset
+    from dancenet.evaluate.suite import model_metrics
+    from dancenet.motion.model import validation_nll
+
+    dataset = Dataset(run.parent / "data")
+    clips = dataset.clips[1:]
+    with torch.inference_mode():
+        means = [dancer.vae.encode(torch.from_numpy(dataset.frames(clip.start, clip.stop))).mean[::2]
+                 for clip in clips]
+        expected = validation_nll(dancer.motion, dancer.scaler, torch.cat(means), [(0, 30), (30, 60)])
+    measured = model_metrics(run, dataset, clips, motion_name="strided")["motion_nll"]
+    assert measured == pytest.approx(float(expected), rel=1e-5)
 
 
 def test_upscale_nearest_and_bilinear():

@@ -530,11 +530,13 @@ def model_metrics(run: str | os.PathLike, dataset: Dataset, clips: list[Clip], m
         from ..motion.model import load_motion, validation_nll
 
         model, scaler, _ = load_motion(run, motion_name)
-        stride = model.config.frame_stride  # the model reads every stride-th frame
-        starts = np.cumsum([0] + [stop - start for start, stop in ranges])
-        latents = torch.cat(means)[np.concatenate([np.arange(first, last, stride)
-                                                   for first, last in zip(starts[:-1], starts[1:])])]
-        offsets = np.cumsum([0] + [len(range(start, stop, stride)) for start, stop in ranges])
+        everything = torch.cat(means)
+        bounds = np.cumsum([0] + [stop - start for start, stop in ranges])
+        # each clip's every frame_stride-th frame: what the model reads
+        pieces = [everything[first:last:model.config.frame_stride]
+                  for first, last in zip(bounds[:-1], bounds[1:])]
+        latents = torch.cat(pieces)
+        offsets = np.cumsum([0] + [len(piece) for piece in pieces])
         with torch.inference_mode():
             result["motion_nll"] = float(validation_nll(model, scaler, latents,
                                                         list(zip(offsets[:-1].tolist(), offsets[1:].tolist()))))

@@ -91,7 +91,7 @@ class MotionStage(Stage):
 
     def __init__(self, run: Path, name: str, latents: Latents, config: MotionConfig,
                  training: MotionTraining, device: torch.device):
-        self.run, self.name, self.latents, self.config, self.device = run, name, latents, config, device
+        self.run, self.name, self.config, self.device = run, name, config, device
         test_clips = selection.test_clip_names(run, latents, training.test_clips)
         train_clips, val_clips, test_clips = split_with_test(latents, training.val_clips, test_clips)
         names = latents.clip_names

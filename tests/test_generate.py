@@ -116,6 +116,44 @@ def test_priming_starts_from_the_named_clip(run):
         dancer.prime_latents("take0:60")
 
 
+def test_whole_body_sampling_redraws_broken_frames(run, monkeypatch):
+    """A draw judged broken is drawn again until one passes; only kept draws reach the dance."""
+    dancer = dancenet.load(run)
+    assert dancer.retries == dancenet.generate.RETRIES > 0
+    calls = []
+
+    def broken(latents):  # a stand-in judge: a positive first latent "comes apart"
+        calls.append(float(latents[0, 0]))
+        return 1.0 if latents[0, 0] > 0 else 0.0
+
+    monkeypatch.setattr(dancer, "broken_share", broken)
+    dancer.retries = 0
+    plain = torch.cat(list(dancer.latents(120, seed=5)))
+    assert calls == [] and (plain[:, 0] > 0).mean(dtype=torch.float32) > 0.2  # the judge has work
+    dancer.retries = 40
+    whole = torch.cat(list(dancer.latents(120, seed=5)))
+    assert (whole[:, 0] <= 0).all()
+    assert len(calls) > 120  # some steps were drawn again ...
+    assert sum(value <= 0 for value in calls) == 120  # ... until one passed, never after
+    # a redraw never changes a step that passed: the first draws agree up to the first redraw
+    first_redraw = next(index for index, value in enumerate(calls) if value > 0)
+    torch.testing.assert_close(whole[:first_redraw], plain[:first_redraw])
+    # when every draw fails, the least broken one is kept and the dance goes on
+    monkeypatch.setattr(dancer, "broken_share", lambda latents: 0.5 + float(latents[0, 0].abs()))
+    dancer.retries = 3
+    assert torch.cat(list(dancer.latents(30, seed=5))).shape == (30, 8)
+
+
+def test_retries_option_sets_the_redraws(run, tmp_path, monkeypatch):
+    judged = []
+    monkeypatch.setattr(dancenet.generate.Dancer, "broken_share", lambda self, latents: judged.append(1) or 0.0)
+    assert generate(run, tmp_path / "none.mp4", "--seconds", "1", "--retries", "0") == 0
+    assert judged == []
+    assert generate(run, tmp_path / "default.mp4", "--seconds", "1") == 0
+    assert len(judged) == 30  # each step judged once: every draw passed
+    assert (tmp_path / "none.mp4").read_bytes() == (tmp_path / "default.mp4").read_bytes()
+
+
 def test_interpolation_between_strided_steps():
     previous = torch.zeros(2)
     steps = iter([torch.tensor([[3.0, 0.0], [6.0, 3.0]]), torch.tensor([[9.0, 9.0], [0.0, 0.0]])])
@@ -184,7 +222,7 @@ def test_odd_sizes_are_padded_for_h264_and_failures_leave_nothing(tmp_path):
 @pytest.mark.parametrize("options", [
     ["--seconds", "0"], ["--seconds", "-3"], ["--temperature", "0"], ["--temperature", "-1"],
     ["--sigma-temperature", "0"], ["--prime", "nosuchclip"], ["--scale", "0"],
-    ["--noise-correlation", "1"], ["--noise-correlation", "-0.1"],
+    ["--noise-correlation", "1"], ["--noise-correlation", "-0.1"], ["--retries", "-1"], ["--retries", "101"],
 ])
 def test_bad_options_are_one_line_errors_without_output(run, tmp_path, capsys, options):
     assert generate(run, tmp_path / "out.mp4", *options) == 2

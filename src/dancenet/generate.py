@@ -23,7 +23,7 @@ import math
 import os
 import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -35,6 +35,12 @@ from .runtime import torch_threads
 CHUNK = 64
 DECODE_CHUNK = 256
 PRIME_SECONDS = 2.0
+# Whole-body sampling (docs/generate.md): a step whose decoded frame puts more than BROKEN_SHARE
+# of its foreground outside the main body (evaluate's artifact measure) is drawn again, up to
+# RETRIES times, and the least broken draw is kept.
+RETRIES = 7
+MAX_RETRIES = 100
+BROKEN_SHARE = 0.02
 
 
 BUNDLED_DIRECTORY = Path(__file__).parent / "pretrained" / "salsa"
@@ -103,7 +109,9 @@ def threads_beside_writer():
 @torch.no_grad()
 def rollout(model, scaler, context: torch.Tensor, frames: int, generator: torch.Generator,
             temperature: float = 1.0, sigma_temperature: float = 1.0,
-            chunk: int = CHUNK, noise_correlation: float = 0.0) -> Iterator[torch.Tensor]:
+            chunk: int = CHUNK, noise_correlation: float = 0.0,
+            broken: Callable[[torch.Tensor], float] | None = None,
+            retries: int = 0) -> Iterator[torch.Tensor]:
     """Sample ``frames`` latents after reading ``context`` -> chunks of raw latents (n, L).
 
     model: a :class:`~dancenet.motion.model.MotionModel` in eval mode; scaler: its LatentScaler.
@@ -111,7 +119,9 @@ def rollout(model, scaler, context: torch.Tensor, frames: int, generator: torch.
     first generated one). The state is carried through the whole rollout. ``sigma_temperature``
     is ignored by the dancenet-2018 sampler, which has one temperature for both (as the original),
     and so is ``noise_correlation`` (how much of each step's noise carries into the next:
-    :class:`~dancenet.motion.mdn.CorrelatedNoise`; 0 = independent draws).
+    :class:`~dancenet.motion.mdn.CorrelatedNoise`; 0 = independent draws). ``broken``: raw
+    latents (1, L) -> the share of their decoded frame outside the main body; with it, a step
+    whose share exceeds ``BROKEN_SHARE`` is drawn again up to ``retries`` times.
     """
     from .motion.mdn import CorrelatedNoise, MixtureParameters
 
@@ -126,7 +136,7 @@ def rollout(model, scaler, context: torch.Tensor, frames: int, generator: torch.
         with single_step_kernels():
             for index in range(count):
                 raw, params, state = next_step(model, scaler, params, state, generator, temperature,
-                                               sigma_temperature, noise)
+                                               sigma_temperature, noise, broken, retries)
                 block[index] = raw[0]
         done += count
         yield block
@@ -153,11 +163,10 @@ def interpolate(steps: Iterator[torch.Tensor], previous: torch.Tensor, stride: i
             return
 
 
-def next_step(model, scaler, params, state, generator: torch.Generator, temperature: float,
-              sigma_temperature, noise=None):
-    """One rollout step: sample from ``params``, feed it back -> (raw latents (batch, L), the next
-    mixture, the next state). ``sigma_temperature``: a float, or a (batch, 1) tensor of spreads;
-    ``noise``: the rollout's :class:`~dancenet.motion.mdn.CorrelatedNoise`, or None."""
+def draw(model, scaler, params, generator: torch.Generator, temperature: float, sigma_temperature,
+         noise=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample the next latents from ``params`` -> (raw latents (batch, L), what the model reads
+    back)."""
     from .motion.mdn import sample, sample_2018
 
     config = model.config
@@ -168,7 +177,36 @@ def next_step(model, scaler, params, state, generator: torch.Generator, temperat
     raw = scaler.denormalise(value)
     # The 2018 generator fed its outputs back unscaled into a net trained on scaled inputs; kept
     # on purpose for the baseline.
-    feedback = raw if config.feedback == "2018-unscaled" else value
+    return raw, raw if config.feedback == "2018-unscaled" else value
+
+
+def next_step(model, scaler, params, state, generator: torch.Generator, temperature: float,
+              sigma_temperature, noise=None, broken: Callable[[torch.Tensor], float] | None = None,
+              retries: int = 0):
+    """One rollout step: sample from ``params``, feed it back -> (raw latents (batch, L), the next
+    mixture, the next state). ``sigma_temperature``: a float, or a (batch, 1) tensor of spreads;
+    ``noise``: the rollout's :class:`~dancenet.motion.mdn.CorrelatedNoise`, or None.
+
+    ``broken`` (batch 1 only): raw latents -> the share of their frame outside the main body. A
+    draw above ``BROKEN_SHARE`` is replaced by a new draw from the same mixture, up to
+    ``retries`` times; the least broken is kept, and only it reaches the state and the noise.
+    """
+    previous = noise.previous if noise is not None else None
+    raw, feedback = draw(model, scaler, params, generator, temperature, sigma_temperature, noise)
+    if broken is not None and retries > 0:
+        best = (broken(raw), raw, feedback, noise.previous if noise is not None else None)
+        for _ in range(retries):
+            if best[0] <= BROKEN_SHARE:
+                break
+            if noise is not None:
+                noise.previous = previous  # a redraw continues from the last kept draw's noise
+            raw, feedback = draw(model, scaler, params, generator, temperature, sigma_temperature, noise)
+            share = broken(raw)
+            if share < best[0]:
+                best = (share, raw, feedback, noise.previous if noise is not None else None)
+        _, raw, feedback, kept = best
+        if noise is not None:
+            noise.previous = kept
     params, state = model.step(feedback, state)
     return raw, params, state
 
@@ -188,6 +226,9 @@ class Dancer:
     noise_correlation: how much of each rollout step's noise carries into the next
     (:class:`~dancenet.motion.mdn.CorrelatedNoise`): the model's recommendation (``sampling`` in
     motion.json; 0 for models that have none), which a caller may set (``--noise-correlation``).
+    retries: how many times a step whose frame breaks apart is drawn again (whole-body sampling,
+    ``RETRIES``; 0 for the dancenet-2018 preset, which keeps the 2018 sampler); a caller may set it
+    (``--retries``).
     """
 
     def __init__(self, vae, motion, scaler, metadata: dict, directory: Path,
@@ -198,6 +239,7 @@ class Dancer:
         self.fps = float(metadata.get("fps", 30.0))
         self.preset = metadata.get("preset", motion.config.preset)
         self.noise_correlation = float((metadata.get("sampling") or {}).get("noise_correlation", 0.0))
+        self.retries = 0 if self.preset == "dancenet-2018" else RETRIES
 
     def temperatures(self, temperature: float | None,
                      sigma_temperature: float | None) -> tuple[float, float]:
@@ -266,10 +308,18 @@ class Dancer:
         # a model of frame_stride k reads every k-th frame, ending at the frame before the dance
         context = context.flip(0)[::stride].flip(0).to(self.device)
         steps = rollout(self.motion, self.scaler, context, -(-frames // stride), generator,
-                        temperature, sigma_temperature, max(1, chunk // stride), self.noise_correlation)
+                        temperature, sigma_temperature, max(1, chunk // stride), self.noise_correlation,
+                        self.broken_share if self.retries else None, self.retries)
         return interpolate(steps, context[-1], stride, frames) if stride > 1 else steps
 
     # ---------------------------------------------------------------------------- frames
+
+    def broken_share(self, latents: torch.Tensor) -> float:
+        """raw latents (1, L) -> the share of their decoded frame's foreground outside the main
+        body (``evaluate``'s artifact measure: pieces that came off the dancer)."""
+        from .evaluate.metrics import artifact_analysis
+
+        return artifact_analysis(self.decode(latents)).ratio
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> np.ndarray:

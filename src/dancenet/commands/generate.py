@@ -24,6 +24,9 @@ often); --sigma-temperature scales each component's spread (lower = smoother, le
 --noise-correlation lets each frame's variation carry into the next (higher = fewer replayed
 and repeated moves, a few more broken limbs). A model trained with rollout checks recommends
 its spread and correlation; a given value overrides it.
+
+whole bodies: a frame whose body comes apart (pieces away from the dancer) is drawn again, up to
+--retries times (default 7); --retries 0 keeps every draw, as the dancenet-2018 preset does.
 The same seed and options give the same file, byte for byte.
 """
 
@@ -54,6 +57,9 @@ def register(commands, train_commands, common) -> None:
                              "(0: a fresh draw every frame; 0.7: slower variation that strays further from "
                              "the training dance; default: the model's recommended value, else 0; "
                              "ignored by dancenet-2018)")
+    parser.add_argument("--retries", type=int, default=None, metavar="N",
+                        help="draw a frame whose body comes apart again, up to N times (default 7; "
+                             "0: keep every draw, twice as fast; dancenet-2018 models default to 0)")
     parser.add_argument("--prime", metavar="CLIP[:FRAME]",
                         help="start from the real latents of CLIP up to FRAME (0-based)")
     parser.add_argument("--scale", type=int, default=4, help="upscale factor for viewing (default 4)")
@@ -70,7 +76,7 @@ def run_generate(args) -> int:
     import time
 
     from ..errors import DancenetError
-    from ..generate import check_noise_correlation, check_options, load
+    from ..generate import MAX_RETRIES, check_noise_correlation, check_options, load
     from ..limits import check_video_size
     from ..paths import check_output, run_files
     from ..video import check_writable
@@ -80,6 +86,8 @@ def run_generate(args) -> int:
                   1.0 if args.sigma_temperature is None else args.sigma_temperature)
     if args.noise_correlation is not None:
         check_noise_correlation(args.noise_correlation)
+    if args.retries is not None and not 0 <= args.retries <= MAX_RETRIES:
+        raise DancenetError(f"--retries {args.retries}: must be a whole number from 0 to {MAX_RETRIES}")
     if args.scale < 1:
         raise DancenetError(f"--scale {args.scale}: must be a whole number >= 1")
     if not 0 <= args.seed < 2**63:
@@ -102,6 +110,8 @@ def run_generate(args) -> int:
     dancer = load(args.run, device=args.device, motion_name=args.motion)
     if args.noise_correlation is not None:
         dancer.noise_correlation = args.noise_correlation
+    if args.retries is not None:
+        dancer.retries = args.retries
     check_video_size(dancer.width * args.scale, dancer.height * args.scale, f"--scale {args.scale}")
     path = dancer.write(args.output, seconds=args.seconds, seed=args.seed,
                         temperature=args.temperature, sigma_temperature=args.sigma_temperature,

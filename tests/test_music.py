@@ -92,11 +92,17 @@ def test_the_dance_follows_the_music(dancer, songs):
     short = dancer.generate(seconds=4.0, seed=0, music=music)
     assert len(short) == dancer.frame_count(4.0)
     assert np.array_equal(short, dancer.generate(seconds=4.0, seed=0, music=music))  # the seed reproduces it
-    plain = dancer.generate(seconds=music.duration, seed=0)
-    scores = {name: beats.beat_scores(music.beats, music.tempo, beats.dance_beats(frames, dancer.fps),
-                                      music.duration) for name, frames in (("music", with_music), ("plain", plain))}
-    assert scores["music"]["beat_alignment"] > 1.5 * scores["plain"]["beat_alignment"]
-    assert scores["music"]["tempo_error"] < scores["plain"]["tempo_error"]
+    # one seed's plain dance can land on the beats by chance: compare the means over four seeds
+    scores = {"music": [], "plain": []}
+    for seed in range(4):
+        for name, frames in (("music", with_music if seed == 0 else dancer.generate(seed=seed, music=music)),
+                             ("plain", dancer.generate(seconds=music.duration, seed=seed))):
+            scores[name].append(beats.beat_scores(music.beats, music.tempo, beats.dance_beats(frames, dancer.fps),
+                                                  music.duration))
+    mean = {name: {key: np.mean([score[key] for score in found]) for key in ("beat_alignment", "tempo_error")}
+            for name, found in scores.items()}
+    assert mean["music"]["beat_alignment"] > 1.3 * mean["plain"]["beat_alignment"]
+    assert mean["music"]["tempo_error"] < 0.5 * mean["plain"]["tempo_error"]
 
 
 def decoded_audio(path):

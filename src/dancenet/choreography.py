@@ -92,7 +92,7 @@ def native_dance(dancer, frames: int, seed: int, temperature: float, sigma_tempe
     latents, energy, previous = [], [], None
     for block in dancer.latents(frames, seed, temperature, sigma_temperature, prime,
                                 chunk=dancer.decode_chunk):
-        decoded = dancer.decode(block)
+        decoded = dancer.decode_reusing(block)
         joined = decoded if previous is None else np.concatenate([previous, decoded])
         energy.append(motion_energy(joined))
         latents.append(block)

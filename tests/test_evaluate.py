@@ -104,6 +104,7 @@ def test_evaluate_video_cli_end_to_end(reference, tmp_path, capsys):
 def test_evaluate_cli_with_a_stand_in_model(reference, tmp_path, monkeypatch, capsys):
     class StandIn:
         noise_correlation = 0.0
+        retries = 7
 
         def generate(self, seconds, seed, temperature, sigma_temperature):
             return dancer_video(int(seconds * FPS), HEIGHT, WIDTH, seed=10 + seed, fps=FPS).astype(np.uint8) * 255
@@ -117,8 +118,9 @@ def test_evaluate_cli_with_a_stand_in_model(reference, tmp_path, monkeypatch, ca
     monkeypatch.setattr(dancenet, "load", lambda path, motion_name="motion": StandIn())
     out = tmp_path / "report"
     assert main(["evaluate", str(run), "--reference", str(reference.path), "--seconds", "3", "--samples", "2",
-                 "-o", str(out), "-q"]) == 0
+                 "-o", str(out), "-q", "--retries", "2"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["source"]["retries"] == 2  # the redraws the dances were generated with
     assert metrics["reference"]["role"] == "held-out clips" and metrics["reference"]["clips"] == ["take2"]
     assert [sample["name"] for sample in metrics["samples"]] == ["seed 0", "seed 1"]
     assert metrics["summary"]["diversity"] > 0.2
@@ -137,6 +139,8 @@ def test_bad_inputs(reference, tmp_path, capsys):
     video = write_video(tmp_path / "dance.mp4", dancer_video(60, HEIGHT, WIDTH, fps=FPS))
     assert main(["evaluate-video", str(video), "--reference", str(tmp_path / "nope"), "-o", str(out)]) == 2
     assert "no such dataset" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path), "--reference", str(reference.path), "-o", str(out), "--retries", "-1"]) == 2
+    assert "--retries -1: must be a whole number from 0 to 100" in capsys.readouterr().err
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "thesis.txt").write_text("keep me")

@@ -66,6 +66,12 @@ def check_options(seconds: float, temperature: float, sigma_temperature: float) 
         raise DancenetError(f"--sigma-temperature {sigma_temperature}: must be > 0")
 
 
+def check_retries(value: int) -> None:
+    """A user error unless 0 <= value <= MAX_RETRIES."""
+    if not 0 <= value <= MAX_RETRIES:
+        raise DancenetError(f"--retries {value}: must be a whole number from 0 to {MAX_RETRIES}")
+
+
 def check_noise_correlation(value: float) -> None:
     """A user error unless 0 <= value < 1 (1 would never draw anything new)."""
     if not (math.isfinite(value) and 0.0 <= value < 1.0):

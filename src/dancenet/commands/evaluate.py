@@ -31,6 +31,7 @@ mean, the summary gives its worst 10 s window of any video and where it is.
 
 def register(commands, train_commands, common) -> None:
     from ..paths import name_type
+    from .generate import add_retries_argument
 
     parser = commands.add_parser("evaluate", parents=[common], help="measure how well a run dances",
                                  description="Generate dance with a run and measure it against real dance.",
@@ -48,6 +49,7 @@ def register(commands, train_commands, common) -> None:
                              "(0: a fresh draw every frame; 0.7: slower variation that strays further from "
                              "the training dance; default: the model's recommended value, else 0; "
                              "ignored by dancenet-2018)")
+    add_retries_argument(parser)
     parser.add_argument("--motion", default="motion", metavar="NAME", type=name_type("--motion"),
                         help="motion model inside RUN (default motion -> RUN/motion.*)")
     parser.add_argument("--loop-threshold", type=float, default=None,
@@ -137,7 +139,7 @@ def run_evaluate(args) -> int:
     from pathlib import Path
 
     from .. import load
-    from ..generate import check_noise_correlation
+    from ..generate import check_noise_correlation, check_retries
     from ..dataset import Dataset
     from ..errors import DancenetError, input_error
     from ..evaluate import suite
@@ -158,6 +160,8 @@ def run_evaluate(args) -> int:
             raise DancenetError(f"{name} {value}: must be positive")
     if args.noise_correlation is not None:
         check_noise_correlation(args.noise_correlation)
+    if args.retries is not None:
+        check_retries(args.retries)
     loop_threshold = _loop_threshold(args)
     check_output(args.out, [*run_files(args.run, ("vae", args.motion)), args.reference], "-o")
     check_report_directory(args.out)
@@ -169,6 +173,8 @@ def run_evaluate(args) -> int:
     model = load(args.run, motion_name=args.motion)
     if args.noise_correlation is not None:
         model.noise_correlation = args.noise_correlation
+    if args.retries is not None:
+        model.retries = args.retries
     temperature, sigma_temperature = model.temperatures(args.temperature, args.sigma_temperature)
     videos = {}
     clock = time.perf_counter()
@@ -191,7 +197,7 @@ def run_evaluate(args) -> int:
     evaluation.metrics["source"] = {"kind": "run", "run": str(args.run), "seconds": args.seconds,
                                     "motion": args.motion, "seeds": list(range(args.samples)),
                                     "temperature": temperature, "sigma_temperature": sigma_temperature,
-                                    "noise_correlation": model.noise_correlation}
+                                    "noise_correlation": model.noise_correlation, "retries": model.retries}
     evaluation.metrics["timings_seconds"]["generate"] = round(generate_seconds, 3)
     evaluation.metrics["timings_seconds"]["model_metrics"] = round(model_seconds, 3)
     if music is not None:  # the chance level: the same seeds without music

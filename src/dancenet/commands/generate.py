@@ -57,9 +57,7 @@ def register(commands, train_commands, common) -> None:
                              "(0: a fresh draw every frame; 0.7: slower variation that strays further from "
                              "the training dance; default: the model's recommended value, else 0; "
                              "ignored by dancenet-2018)")
-    parser.add_argument("--retries", type=int, default=None, metavar="N",
-                        help="draw a frame whose body comes apart again, up to N times (default 7; "
-                             "0: keep every draw, twice as fast; dancenet-2018 models default to 0)")
+    add_retries_argument(parser)
     parser.add_argument("--prime", metavar="CLIP[:FRAME]",
                         help="start from the real latents of CLIP up to FRAME (0-based)")
     parser.add_argument("--scale", type=int, default=4, help="upscale factor for viewing (default 4)")
@@ -71,12 +69,19 @@ def register(commands, train_commands, common) -> None:
     parser.set_defaults(handler=run_generate)
 
 
+def add_retries_argument(parser) -> None:
+    """``--retries`` (whole-body sampling), shared by generate and evaluate."""
+    parser.add_argument("--retries", type=int, default=None, metavar="N",
+                        help="draw a frame whose body comes apart again, up to N times (default 7; "
+                             "0: keep every draw, a quarter faster; dancenet-2018 models default to 0)")
+
+
 def run_generate(args) -> int:
     import sys
     import time
 
     from ..errors import DancenetError
-    from ..generate import MAX_RETRIES, check_noise_correlation, check_options, load
+    from ..generate import check_noise_correlation, check_options, check_retries, load
     from ..limits import check_video_size
     from ..paths import check_output, run_files
     from ..video import check_writable
@@ -86,8 +91,8 @@ def run_generate(args) -> int:
                   1.0 if args.sigma_temperature is None else args.sigma_temperature)
     if args.noise_correlation is not None:
         check_noise_correlation(args.noise_correlation)
-    if args.retries is not None and not 0 <= args.retries <= MAX_RETRIES:
-        raise DancenetError(f"--retries {args.retries}: must be a whole number from 0 to {MAX_RETRIES}")
+    if args.retries is not None:
+        check_retries(args.retries)
     if args.scale < 1:
         raise DancenetError(f"--scale {args.scale}: must be a whole number >= 1")
     if not 0 <= args.seed < 2**63:

@@ -73,7 +73,7 @@ def add_retries_argument(parser) -> None:
     """``--retries`` (whole-body sampling), shared by generate and evaluate."""
     parser.add_argument("--retries", type=int, default=None, metavar="N",
                         help="draw a frame whose body comes apart again, up to N times (default 7; "
-                             "0: keep every draw, a quarter faster; dancenet-2018 models default to 0)")
+                             "0: keep every draw, 1.6x faster; dancenet-2018 models default to 0)")
 
 
 def run_generate(args) -> int:

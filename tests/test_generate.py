@@ -122,11 +122,11 @@ def test_whole_body_sampling_redraws_broken_frames(run, monkeypatch):
     assert dancer.retries == dancenet.generate.RETRIES > 0
     calls = []
 
-    def broken(latents):  # a stand-in judge: a positive first latent "comes apart"
+    def broken(self, latents):  # a stand-in judge: a positive first latent "comes apart"
         calls.append(float(latents[0, 0]))
         return 1.0 if latents[0, 0] > 0 else 0.0
 
-    monkeypatch.setattr(dancer, "broken_share", broken)
+    monkeypatch.setattr(dancenet.generate.WholeBody, "__call__", broken)
     dancer.retries = 0
     plain = torch.cat(list(dancer.latents(120, seed=5)))
     assert calls == [] and (plain[:, 0] > 0).mean(dtype=torch.float32) > 0.2  # the judge has work
@@ -138,20 +138,111 @@ def test_whole_body_sampling_redraws_broken_frames(run, monkeypatch):
     # a redraw never changes a step that passed: the first draws agree up to the first redraw
     first_redraw = next(index for index, value in enumerate(calls) if value > 0)
     torch.testing.assert_close(whole[:first_redraw], plain[:first_redraw])
-    # when every draw fails, the least broken one is kept and the dance goes on
-    monkeypatch.setattr(dancer, "broken_share", lambda latents: 0.5 + float(latents[0, 0].abs()))
+    # when every draw fails, each step takes retries + 1 draws and keeps the least broken
+    calls.clear()
+    monkeypatch.setattr(dancenet.generate.WholeBody, "__call__",
+                        lambda self, latents: calls.append(latents.clone()) or 0.5 + float(latents[0, 0].abs()))
     dancer.retries = 3
-    assert torch.cat(list(dancer.latents(30, seed=5))).shape == (30, 8)
+    kept = torch.cat(list(dancer.latents(30, seed=5)))
+    assert len(calls) == 30 * 4
+    for step in range(30):
+        draws = torch.cat(calls[4 * step:4 * step + 4])
+        torch.testing.assert_close(kept[step], draws[draws[:, 0].abs().argmin()])
+
+
+def test_redraws_carry_only_the_kept_draws_noise(run):
+    """With correlated noise a redraw starts from the last kept draw's noise, and the kept draw's
+    noise is what the next step continues from."""
+    from dancenet.generate import next_step
+    from dancenet.motion.mdn import CorrelatedNoise, MixtureParameters, sample
+
+    dancer = dancenet.load(run)
+    model, scaler = dancer.motion, dancer.scaler
+    params, state = model(scaler.normalise(dancer.prime_latents("take0:20"))[None], None)
+    params = MixtureParameters(*(value[:, -1] for value in params))
+    noise, generator = CorrelatedNoise(0.7), torch.Generator().manual_seed(4)
+    noise.previous = torch.randn(1, 8, generator=torch.Generator().manual_seed(9))
+    start = noise.previous.clone()
+    order = iter([0.9, 0.1, 0.5])  # the second of three draws is the least broken
+    draws = []
+
+    def broken(latents):
+        draws.append(noise.previous.clone())
+        return next(order)
+
+    next_step(model, scaler, params, state, generator, 1.0, 1.0, noise, broken, 2)
+    assert len(draws) == 3
+    # each draw mixed the starting noise with a fresh one, never a rejected draw's noise: replaying
+    # the same generator from the starting noise gives each draw's noise
+    again = torch.Generator().manual_seed(4)
+    for draw in draws:
+        replay = CorrelatedNoise(0.7)
+        replay.previous = start.clone()
+        sample(params, again, 1.0, 1.0, replay)
+        torch.testing.assert_close(replay.previous, draw)
+    torch.testing.assert_close(noise.previous, draws[1])  # the kept draw's noise carries on
+
+
+def test_redraws_in_a_batch_replace_only_the_broken_rows(run):
+    """Rollout checks redraw a batch of dances at once: each row keeps its own draw unless broken."""
+    from dancenet.generate import next_step
+    from dancenet.motion.mdn import CorrelatedNoise, MixtureParameters
+
+    dancer = dancenet.load(run)
+    model, scaler = dancer.motion, dancer.scaler
+    context = scaler.normalise(dancer.prime_latents("take0:20"))[None].repeat(6, 1, 1)
+
+    def steps(retries, judged):
+        generator = torch.Generator().manual_seed(2)
+        noise = CorrelatedNoise(torch.full((6, 1), 0.5))
+        params, state = model(context, None)
+        params = MixtureParameters(*(value[:, -1] for value in params))
+        rows = []
+        for _ in range(20):
+            raw, params, state = next_step(model, scaler, params, state, generator, 1.0, 1.0, noise,
+                                           judged, retries)
+            rows.append(raw)
+        return torch.stack(rows, 1)
+
+    seen = []
+
+    def broken(latents):  # rows with a positive first latent "come apart"
+        seen.append(len(latents))
+        return (latents[:, 0] > 0).double()
+
+    plain, whole = steps(0, None), steps(40, broken)
+    assert (plain[:, :, 0] > 0).any() and (whole[:, :, 0] <= 0).all()
+    assert seen[0] == 6 and min(seen) < 6  # redraws judge only the rows still broken
+    # until the first broken draw, every row is the plain dance
+    torch.testing.assert_close(whole[:, 0][plain[:, 0, 0] <= 0], plain[:, 0][plain[:, 0, 0] <= 0])
 
 
 def test_retries_option_sets_the_redraws(run, tmp_path, monkeypatch):
     judged = []
-    monkeypatch.setattr(dancenet.generate.Dancer, "broken_share", lambda self, latents: judged.append(1) or 0.0)
+    original = dancenet.generate.WholeBody.__call__
+    monkeypatch.setattr(dancenet.generate.WholeBody, "__call__",
+                        lambda self, latents: judged.append(1) or original(self, latents) * 0)
     assert generate(run, tmp_path / "none.mp4", "--seconds", "1", "--retries", "0") == 0
     assert judged == []
     assert generate(run, tmp_path / "default.mp4", "--seconds", "1") == 0
     assert len(judged) == 30  # each step judged once: every draw passed
     assert (tmp_path / "none.mp4").read_bytes() == (tmp_path / "default.mp4").read_bytes()
+
+
+def test_frames_checked_for_whole_bodies_are_reused_not_decoded_again(run, monkeypatch):
+    dancer = dancenet.load(run)
+    batches = []
+    decode = dancer.decode
+    monkeypatch.setattr(dancer, "decode", lambda latents: batches.append(len(latents)) or decode(latents))
+    video = dancer.generate(seconds=2, seed=1)
+    assert len(batches) >= 60 and set(batches) == {1}  # each draw decoded by its check, no frame again
+    batches.clear()
+    expected = decode(torch.cat(list(dancer.latents(60, seed=1))))
+    np.testing.assert_array_equal(video, expected)  # the same frames as decoding the dance anew
+    dancer.retries = 0
+    batches.clear()
+    dancer.generate(seconds=2, seed=1)
+    assert batches == [60]
 
 
 def test_interpolation_between_strided_steps():
@@ -180,6 +271,10 @@ def test_a_strided_model_generates_every_frame(run, tmp_path):
     # the motion is smooth at the video's rate and continues from the named frame
     torch.testing.assert_close(whole[2:-1:2], (whole[1:-2:2] + whole[3::2]) / 2)
     torch.testing.assert_close(whole[0], (dancer.prime_latents("take1:21")[-1] + whole[1]) / 2)
+    batches, decode = [], dancer.decode
+    dancer.decode = lambda latents: batches.append(len(latents)) or decode(latents)
+    dancer.generate(seconds=1, seed=3)
+    assert [size for size in batches if size > 1] == [15]  # the steps' frames come from their checks
     assert generate(run, tmp_path / "strided.mp4", "--motion", "strided", "--seconds", "1") == 0
     assert len(read_video(tmp_path / "strided.mp4")[0]) == 30
     # evaluate's motion NLL feeds the model every second frame of each clip, as training did

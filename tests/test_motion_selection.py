@@ -119,10 +119,21 @@ def test_a_clip_name_that_yaml_read_as_a_number_is_named_in_the_error():
     assert "YAML" not in str(plain.value)
 
 
-def test_the_exported_model_is_the_best_checked_epoch_with_its_spread(tmp_path):
+def test_the_exported_model_is_the_best_checked_epoch_with_its_spread(tmp_path, monkeypatch):
     run = run_with_vae(tmp_path)
-    train_motion(run, tiny_motion(), RECIPE, QUIET)
+    checks = []
+    original = selection.RolloutJudge.check
+
+    def recording(self, model, scaler, retries=0):
+        found = original(self, model, scaler, retries)
+        checks.append((retries, {key: value.clone() for key, value in model.state_dict().items()}, found))
+        return found
+
+    monkeypatch.setattr(selection.RolloutJudge, "check", recording)
+    train_motion(run, tiny_motion(), replace(RECIPE, select_retries=0), QUIET)
+    assert [retries for retries, _, _ in checks] == [0] * RECIPE.epochs  # no redraws when set to 0
     _, _, metadata = load_motion(run)
+    assert metadata["selection"]["sampling_retries"] == 0 and metadata["selection"]["sampling_scores"] is None
     assert metadata["test_clips"] == ["take5"]
     assert len(metadata["val_clips"]) == 1 and metadata["val_clips"] != ["take5"]
     checked = [row for row in rows(run) if row["rollout_failed_gates"]]
@@ -141,6 +152,20 @@ def test_the_exported_model_is_the_best_checked_epoch_with_its_spread(tmp_path):
     assert line.startswith(f"kept epoch {metadata['exported_epoch']}: its dances scored best")
     assert (f"--sigma-temperature {metadata['sampling']['sigma_temperature']:g} "
             f"--noise-correlation {metadata['sampling']['noise_correlation']:g}") in line
+
+    # by default the spread and correlation come from one more check of the kept weights, with
+    # the redraws generation makes (whole-body sampling); the epoch is chosen as before
+    checks.clear()
+    train_motion(run, tiny_motion(), RECIPE, QUIET, name="redrawn")
+    model, _, redrawn = load_motion(run, "redrawn")
+    assert [retries for retries, _, _ in checks] == [0] * RECIPE.epochs + [RECIPE.select_retries]
+    _, weights, final = checks[-1]
+    assert all(torch.equal(weights[key], value) for key, value in model.state_dict().items())
+    assert redrawn["exported_epoch"] == metadata["exported_epoch"]
+    assert redrawn["selection"]["sampling_retries"] == RECIPE.select_retries == 7
+    assert redrawn["sampling"]["sigma_temperature"] == final.sigma_temperature
+    assert redrawn["sampling"]["noise_correlation"] == final.noise_correlation
+    assert redrawn["selection"]["sampling_scores"] == final.columns()
 
 
 def test_patience_stops_training_after_that_many_checks_without_a_better_one(tmp_path):

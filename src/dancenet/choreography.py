@@ -89,10 +89,10 @@ def native_dance(dancer, frames: int, seed: int, temperature: float, sigma_tempe
     """The plain rollout, decoded only to measure it -> (raw latents (n, L), motion energy
     (n - 1,)), n = ``frames``, or fewer when ``enough(energy so far)`` says so after a decoding
     chunk. Memory holds one decoding chunk of frames at a time."""
-    latents, energy, previous = [], [], None
+    latents, energy, previous, reuse = [], [], None, {}
     for block in dancer.latents(frames, seed, temperature, sigma_temperature, prime,
-                                chunk=dancer.decode_chunk):
-        decoded = dancer.decode_reusing(block)
+                                chunk=dancer.decode_chunk, reuse=reuse):
+        decoded = dancer.decode_reusing(block, reuse)
         joined = decoded if previous is None else np.concatenate([previous, decoded])
         energy.append(motion_energy(joined))
         latents.append(block)

@@ -35,7 +35,7 @@ from .runtime import torch_threads
 CHUNK = 64
 DECODE_CHUNK = 256
 PRIME_SECONDS = 2.0
-# Whole-body sampling (docs/generate.md): a step whose decoded frame puts more than BROKEN_SHARE
+# Whole-body sampling (docs/motion.md, "Whole-body sampling"): a step whose decoded frame puts more than BROKEN_SHARE
 # of its foreground outside the main body (evaluate's artifact measure) is drawn again, up to
 # RETRIES times, and the least broken draw is kept.
 RETRIES = 7
@@ -161,6 +161,7 @@ def interpolate(steps: Iterator[torch.Tensor], previous: torch.Tensor, stride: i
     for block in steps:
         starts = torch.cat([previous[None], block[:-1]])
         filled = starts[:, None] + (block - starts)[:, None] * weights[None, :, None]
+        filled[:, -1] = block  # each step exactly (its whole-body frame is reused by these bits)
         filled = filled.reshape(-1, block.shape[1])[:frames - done]
         done += len(filled)
         previous = block[-1]
@@ -187,32 +188,42 @@ def draw(model, scaler, params, generator: torch.Generator, temperature: float, 
 
 
 def next_step(model, scaler, params, state, generator: torch.Generator, temperature: float,
-              sigma_temperature, noise=None, broken: Callable[[torch.Tensor], float] | None = None,
+              sigma_temperature, noise=None, broken: Callable[[torch.Tensor], torch.Tensor] | None = None,
               retries: int = 0):
     """One rollout step: sample from ``params``, feed it back -> (raw latents (batch, L), the next
     mixture, the next state). ``sigma_temperature``: a float, or a (batch, 1) tensor of spreads;
     ``noise``: the rollout's :class:`~dancenet.motion.mdn.CorrelatedNoise`, or None.
 
-    ``broken`` (batch 1 only): raw latents -> the share of their frame outside the main body. A
-    draw above ``BROKEN_SHARE`` is replaced by a new draw from the same mixture, up to
-    ``retries`` times; the least broken is kept, and only it reaches the state and the noise.
+    ``broken``: raw latents (n, L) -> (n,) the share of each one's frame outside the main body.
+    A row above ``BROKEN_SHARE`` is drawn again from its mixture, up to ``retries`` times (a
+    redraw draws every row and keeps the new draw only for rows it improves); each row keeps
+    its least broken draw, and only that reaches the state and the noise.
     """
     previous = noise.previous if noise is not None else None
     raw, feedback = draw(model, scaler, params, generator, temperature, sigma_temperature, noise)
     if broken is not None and retries > 0:
-        best = (broken(raw), raw, feedback, noise.previous if noise is not None else None)
+        shares = torch.as_tensor(broken(raw), dtype=torch.float64).reshape(-1)
+        kept = noise.previous if noise is not None else None
         for _ in range(retries):
-            if best[0] <= BROKEN_SHARE:
+            bad = shares > BROKEN_SHARE
+            if not bad.any():
                 break
             if noise is not None:
                 noise.previous = previous  # a redraw continues from the last kept draw's noise
-            raw, feedback = draw(model, scaler, params, generator, temperature, sigma_temperature, noise)
-            share = broken(raw)
-            if share < best[0]:
-                best = (share, raw, feedback, noise.previous if noise is not None else None)
-        _, raw, feedback, kept = best
+            again, again_feedback = draw(model, scaler, params, generator, temperature, sigma_temperature, noise)
+            new_shares = torch.full_like(shares, math.inf)
+            new_shares[bad] = torch.as_tensor(broken(again[bad]), dtype=torch.float64).reshape(-1)
+            better = new_shares < shares
+            shares = torch.where(better, new_shares, shares)
+            rows = better.to(raw.device)[:, None]
+            raw, feedback = torch.where(rows, again, raw), torch.where(rows, again_feedback, feedback)
+            if noise is not None:
+                kept = torch.where(rows, noise.previous, kept)
         if noise is not None:
             noise.previous = kept
+        keep = getattr(broken, "keep", None)
+        if keep is not None:
+            keep(raw)
     params, state = model.step(feedback, state)
     return raw, params, state
 
@@ -223,6 +234,42 @@ def start_context(starts: torch.Tensor, generator: torch.Generator, count: int =
     their dances the same way."""
     choice = torch.randint(len(starts), (count,), generator=generator, device=generator.device)
     return starts[choice.to(starts.device)]
+
+
+def broken_share(frame: np.ndarray) -> float:
+    """A decoded frame (H, W) -> the share of its foreground outside the main body (``evaluate``'s
+    artifact measure: pieces that came off the dancer), 1 for an empty frame (no dancer at all)."""
+    from scipy import ndimage
+
+    from .evaluate.metrics import EMPTY_SHARE, artifact_analysis
+
+    foreground = np.count_nonzero(frame)
+    if foreground < EMPTY_SHARE * frame.size:
+        return 1.0
+    if ndimage.label(frame, structure=np.ones((3, 3)))[1] <= 1:
+        return 0.0  # one piece: nothing came off (10x cheaper than the analysis)
+    return artifact_analysis(frame[None]).ratio
+
+
+class WholeBody:
+    """Whole-body sampling's check for one rollout of :class:`Dancer` (batch 1): decodes each
+    draw and scores it (:func:`broken_share`); :func:`next_step` calls :meth:`keep` with the draw
+    it keeps, whose frame goes into ``reuse`` (when given) for the video."""
+
+    def __init__(self, dancer: "Dancer", reuse: dict | None = None):
+        self.dancer, self.reuse, self.draws = dancer, reuse, {}
+
+    def __call__(self, latents: torch.Tensor) -> float:
+        frame = self.dancer.decode(latents)[0]
+        if self.reuse is not None:
+            self.draws[latents.cpu().numpy().tobytes()] = frame
+        return broken_share(frame)
+
+    def keep(self, latents: torch.Tensor) -> None:
+        key = latents.cpu().numpy().tobytes()
+        if key in self.draws:
+            self.reuse[key] = self.draws[key]
+        self.draws = {}
 
 
 class Dancer:
@@ -246,7 +293,6 @@ class Dancer:
         self.preset = metadata.get("preset", motion.config.preset)
         self.noise_correlation = float((metadata.get("sampling") or {}).get("noise_correlation", 0.0))
         self.retries = 0 if self.preset == "dancenet-2018" else RETRIES
-        self._judged: dict[bytes, np.ndarray] = {}  # frames broken_share decoded, by latents
 
     def temperatures(self, temperature: float | None,
                      sigma_temperature: float | None) -> tuple[float, float]:
@@ -298,15 +344,16 @@ class Dancer:
 
     def latents(self, frames: int, seed: int = 0, temperature: float | None = None,
                 sigma_temperature: float | None = None, prime: str | None = None,
-                chunk: int = CHUNK) -> Iterator[torch.Tensor]:
+                chunk: int = CHUNK, reuse: dict | None = None) -> Iterator[torch.Tensor]:
         """Roll the motion model out for ``frames`` frames -> chunks of raw latents (n, L); a
         model of ``frame_stride`` k steps every k-th frame and the frames between are interpolated.
 
-        Without ``prime`` the seed picks the first frame of one of the training clips.
+        Without ``prime`` the seed picks the first frame of one of the training clips. ``reuse``:
+        a dict that whole-body sampling fills with the frames it decoded for the kept steps, for
+        :meth:`decode_reusing` to take after each chunk.
         """
         temperature, sigma_temperature = self.temperatures(temperature, sigma_temperature)
         generator = torch.Generator(device=self.device).manual_seed(int(seed))
-        self._judged = {}
         if prime is not None:
             context = self.prime_latents(prime)
         else:
@@ -317,25 +364,10 @@ class Dancer:
         context = context.flip(0)[::stride].flip(0).to(self.device)
         steps = rollout(self.motion, self.scaler, context, -(-frames // stride), generator,
                         temperature, sigma_temperature, max(1, chunk // stride), self.noise_correlation,
-                        self.broken_share if self.retries else None, self.retries)
+                        WholeBody(self, reuse) if self.retries else None, self.retries)
         return interpolate(steps, context[-1], stride, frames) if stride > 1 else steps
 
     # ---------------------------------------------------------------------------- frames
-
-    def broken_share(self, latents: torch.Tensor) -> float:
-        """raw latents (1, L) -> the share of their decoded frame's foreground outside the main
-        body (``evaluate``'s artifact measure: pieces that came off the dancer)."""
-        from scipy import ndimage
-
-        from .evaluate.metrics import artifact_analysis
-
-        frames = self.decode(latents)
-        if len(self._judged) >= 2 * DECODE_CHUNK:  # bounded: a frame not kept is decoded again
-            del self._judged[next(iter(self._judged))]
-        self._judged[latents.cpu().numpy().tobytes()] = frames[0]
-        if ndimage.label(frames[0], structure=np.ones((3, 3)))[1] <= 1:
-            return 0.0  # one piece (or none): nothing came off; 10x cheaper than the analysis
-        return artifact_analysis(frames).ratio
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> np.ndarray:
@@ -343,18 +375,19 @@ class Dancer:
         frames = self.vae.decode(latents.to(self.device))
         return ((frames > 0.5).to(torch.uint8) * 255).cpu().numpy()
 
-    def decode_reusing(self, latents: torch.Tensor) -> np.ndarray:
+    def decode_reusing(self, latents: torch.Tensor, reuse: dict) -> np.ndarray:
         """:meth:`decode`, taking the frames that whole-body sampling already decoded for these
-        latents (each step's frame) -> (n, height, width) uint8. Forgets the frames it kept."""
-        judged, self._judged = self._judged, {}
+        latents from ``reuse`` (see :meth:`latents`), which it empties -> (n, height, width) uint8."""
         keys = [row.tobytes() for row in latents.cpu().numpy()]
-        missing = [index for index, key in enumerate(keys) if key not in judged]
+        found = [reuse.get(key) for key in keys]
+        reuse.clear()
+        missing = [index for index, frame in enumerate(found) if frame is None]
         if len(missing) == len(keys):
             return self.decode(latents)
         frames = np.empty((len(keys), self.height, self.width), dtype=np.uint8)
-        for index, key in enumerate(keys):
-            if key in judged:
-                frames[index] = judged[key]
+        for index, frame in enumerate(found):
+            if frame is not None:
+                frames[index] = frame
         if missing:
             frames[missing] = self.decode(latents[missing])
         return frames
@@ -377,9 +410,10 @@ class Dancer:
             yield from stream_to_music(self, music.beats, self.frame_count(seconds), seed, temperature,
                                        sigma_temperature, prime, CHUNK)
             return
+        reuse = {}
         for block in self.latents(self.frame_count(seconds), seed, temperature, sigma_temperature,
-                                  prime, chunk=self.decode_chunk):
-            frames = self.decode_reusing(block)
+                                  prime, chunk=self.decode_chunk, reuse=reuse):
+            frames = self.decode_reusing(block, reuse)
             for first in range(0, len(frames), CHUNK):
                 yield frames[first:first + CHUNK]
 

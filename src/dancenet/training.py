@@ -380,8 +380,12 @@ class Stage:
     def restore(self, state: dict) -> None:
         """Inverse of :meth:`state`."""
 
-    def export(self, run: Path, summary: dict) -> None:
-        """Write the model file RUN/NAME.* (``summary``: steps, epochs, seconds, metrics)."""
+    # what the final export does beyond writing files, shown on the progress bar while it runs
+    final_export_note = ""
+
+    def export(self, run: Path, summary: dict, final: bool = True) -> None:
+        """Write the model file RUN/NAME.* (``summary``: steps, epochs, seconds, metrics;
+        ``final``: False for the periodic saves and a stop by signal, which must be quick)."""
         raise NotImplementedError
 
 
@@ -497,6 +501,8 @@ class _Session:
                 inside_epoch = self.step % stage.steps_per_epoch != 0
                 if stopped == "time" and inside_epoch:  # a --minutes run: measure where it ended
                     self._log_epoch(stage.validate() if main else {})
+                if stage.final_export_note and not stopped.startswith("signal"):
+                    self.bar.set_description(f"train {stage.name}: {stage.final_export_note}")
                 self._save(stopped)
         finally:
             self.bar.close()
@@ -621,7 +627,8 @@ class _Session:
                 save_checkpoint(self.checkpoint_path, payload)
                 stage.export(self.run, {"steps": self.step, "epochs_trained": self.epoch,
                                         "seconds": round(self.clock.elapsed, 1),
-                                        "metrics": self.metrics})
+                                        "metrics": self.metrics},
+                             final=reason != "periodic" and not reason.startswith("signal"))
         self.saved_step, self.last_save = self.step, time.monotonic()
         distributed.barrier(self.context)
 

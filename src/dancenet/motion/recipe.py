@@ -47,6 +47,10 @@ class MotionTraining(TrainingConfig):
     select_noise_correlations: tuple[float, ...] = (0.0, 0.5, 0.7)
     # Gate the worst 10 s window of the check's dances too (artifacts < 2%, loops < 10%).
     select_worst_window: bool = True
+    # Generation redraws broken frames (whole-body sampling: generate.RETRIES); the spread and
+    # correlation the model recommends are chosen by one more check of the kept weights with as
+    # many redraws (0: chosen by the check that kept them, for plain draws).
+    select_retries: int = 7
     patience: int | None = 10           # checks without a better one before training stops
     # Validate, check and export an exponential moving average of the weights (this decay per
     # step; null: the weights as trained). Smooths the epoch-to-epoch swings of the rollouts.
@@ -76,6 +80,7 @@ class MotionTraining(TrainingConfig):
             (len(self.select_noise_correlations) >= 1
              and all(0 <= value < 1 for value in self.select_noise_correlations),
              "select_noise_correlations must hold at least one value, each at least 0 and below 1"),
+            (0 <= self.select_retries <= 100, "select_retries must be from 0 to 100"),
             (self.patience is None or self.patience >= 1, "patience must be >= 1 or null"),
             (self.average_decay is None or 0 < self.average_decay < 1, "average_decay must be in (0, 1) or null"),
         ]

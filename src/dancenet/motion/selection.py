@@ -137,10 +137,20 @@ class RolloutJudge:
         return torch.cat(chunks).cpu().numpy()
 
     @torch.no_grad()
-    def rollouts(self, model, scaler) -> torch.Tensor:
+    def broken_shares(self, latents: torch.Tensor) -> torch.Tensor:
+        """raw latents (n, L) -> (n,) the share of each decoded frame outside the main body (1 for
+        an empty frame), as :func:`dancenet.generate.broken_share` scores it."""
+        from ..evaluate.metrics import artifact_analysis
+
+        found = artifact_analysis(self._decode(latents))
+        return torch.from_numpy(np.where(found.empty, 1.0, found.per_frame))
+
+    @torch.no_grad()
+    def rollouts(self, model, scaler, retries: int = 0) -> torch.Tensor:
         """Every dance of a check in one batch: (samplings x seeds, frames, L) raw latents, rows
         grouped by sampling (spread, noise correlation). Same sampler, feedback and starts as
-        ``dancenet generate``."""
+        ``dancenet generate``; ``retries``: whole-body redraws as generate makes them (0: plain
+        draws, as the checks during training use)."""
         from ..generate import next_step, single_step_kernels, start_context
         from .mdn import CorrelatedNoise, MixtureParameters
 
@@ -157,16 +167,17 @@ class RolloutJudge:
         with single_step_kernels():
             for index in range(self.frames):
                 latents[:, index], params, state = next_step(model, scaler, params, state, generator,
-                                                             self.temperature, spreads, noise)
+                                                             self.temperature, spreads, noise,
+                                                             self.broken_shares if retries else None, retries)
         model.train(was_training)
         return latents
 
-    def check(self, model, scaler) -> Check:
-        """Roll out, score the end of each dance and gate the model as it is now, at each
-        spread and noise correlation -> the best one's check."""
+    def check(self, model, scaler, retries: int = 0) -> Check:
+        """Roll out (with ``retries`` whole-body redraws), score the end of each dance and gate
+        the model as it is now, at each spread and noise correlation -> the best one's check."""
         from ..evaluate import suite
 
-        latents = self.rollouts(model, scaler)[:, -self.scored:]
+        latents = self.rollouts(model, scaler, retries)[:, -self.scored:]
         checks = []
         for group, (spread, correlation) in enumerate(self.samplings):
             rows = range(group * self.seeds, (group + 1) * self.seeds)

@@ -208,7 +208,7 @@ class MotionStage(Stage):
         if self.averaged is not self.model:
             self.averaged.load_state_dict(state.get("averaged") or self.model.state_dict())
 
-    def export(self, run: Path, summary: dict) -> None:
+    def export(self, run: Path, summary: dict, final: bool = True) -> None:
         latents, training = self.latents, self.training
         val_nll, weights, exported_epoch = summary["metrics"].get("val_nll_nats_per_frame"), None, \
             summary["epochs_trained"]
@@ -218,19 +218,37 @@ class MotionStage(Stage):
                  or best["val_nll"] <= val_nll):
             val_nll, weights, exported_epoch = best["val_nll"], best["model"], best["epoch"]
         scores = best["scores"] if weights is not None else None
+        sampling = self._sampling_with_redraws(weights) if scores is not None and final else None
         save_motion(run, self.averaged, self.scaler, {
             "vae_hash": latents.vae_hash, "dataset_hash": latents.dataset_hash, "fps": self.fps,
             **_frame_size(run), "training": to_dict(training), **summary,
             "exported_epoch": exported_epoch, "val_nll_nats_per_frame": val_nll,
             "sampling": {"temperature": training.generate_temperature,
-                         "sigma_temperature": (scores or {}).get("rollout_sigma_temperature",
-                                                                 training.generate_sigma_temperature),
-                         "noise_correlation": (scores or {}).get("rollout_noise_correlation", 0.0)},
+                         "sigma_temperature": (sampling or scores or {}).get(
+                             "rollout_sigma_temperature", training.generate_sigma_temperature),
+                         "noise_correlation": (sampling or scores or {}).get("rollout_noise_correlation", 0.0)},
             "val_clips": list(training.val_clips), "test_clips": list(training.test_clips),
             "selection": {"by": training.select if weights is not None else "last epoch",
-                          "scores": scores},
+                          "scores": scores, "sampling_retries": training.select_retries if sampling else 0,
+                          "sampling_scores": sampling},
             "start_latents": self.starts},
             name=self.name, state_dict=weights)
+
+
+    @property
+    def final_export_note(self) -> str:
+        return "choosing the sampling with redraws" if self.judge is not None and \
+            self.training.select_retries and self.best.state["rank"] is not None else ""
+
+    def _sampling_with_redraws(self, weights: dict) -> dict | None:
+        """The ``rollout_*`` columns of a check of ``weights`` with ``select_retries`` redraws,
+        whose spread and correlation the model then recommends; None without redraws."""
+        retries = self.training.select_retries
+        if not retries or self.judge is None:
+            return None
+        model = copy.deepcopy(self.averaged)
+        model.load_state_dict(weights)
+        return self.judge.check(model, self.scaler, retries).columns()
 
 
 def _training_rows(latents: Latents, training: MotionTraining,

@@ -185,7 +185,7 @@ class VAEStage(Stage):
     def restore(self, state: dict) -> None:
         self.epoch_start_state = state["epoch_start_state"]
 
-    def export(self, run: Path, summary: dict) -> None:
+    def export(self, run: Path, summary: dict, final: bool = True) -> None:
         metadata = {"fps": self.dataset.fps, "dataset_hash": self.dataset.manifest_hash,
                     "val_clips": list(self.training.val_clips), "training": to_dict(self.training),
                     **summary}

@@ -150,6 +150,18 @@ def test_whole_body_sampling_redraws_broken_frames(run, monkeypatch):
         torch.testing.assert_close(kept[step], draws[draws[:, 0].abs().argmin()])
 
 
+def test_redraws_stay_within_a_budget_of_one_per_step(run, monkeypatch):
+    """A model whose every frame comes apart (an undertrained one) is slowed down at most about
+    twice by the checks, not retries + 1 times."""
+    from dancenet.generate import REDRAW_GRACE, WholeBody
+
+    dancer = dancenet.load(run)
+    scored = []
+    monkeypatch.setattr(WholeBody, "score", lambda self, latents: scored.append(1) or torch.ones(1, dtype=torch.float64))
+    assert torch.cat(list(dancer.latents(200, seed=0))).shape[0] == 200
+    assert len(scored) == 200 + 200 + REDRAW_GRACE  # every step's first draw, one redraw per step and the grace
+
+
 def test_redraws_carry_only_the_kept_draws_noise(run):
     """With correlated noise a redraw starts from the last kept draw's noise, and the kept draw's
     noise is what the next step continues from."""

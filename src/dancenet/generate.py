@@ -35,12 +35,14 @@ from .runtime import torch_threads
 CHUNK = 64
 DECODE_CHUNK = 256
 PRIME_SECONDS = 2.0
-# Whole-body sampling (docs/motion.md, "Whole-body sampling"): a step whose decoded frame puts more than BROKEN_SHARE
-# of its foreground outside the main body (evaluate's artifact measure) is drawn again, up to
-# RETRIES times, and the least broken draw is kept.
+# Whole-body sampling (docs/motion.md, "Whole-body sampling"): a step whose decoded frame puts
+# more than BROKEN_SHARE of its foreground outside the main body (evaluate's artifact measure) is
+# drawn again, up to RETRIES times, and the least broken draw is kept.
 RETRIES = 7
 MAX_RETRIES = 100
 BROKEN_SHARE = 0.02
+MAX_PIECES = 16  # a frame in more pieces is broken (scored 1)
+REDRAW_GRACE = 30  # redrawn rows a rollout may take before the budget of one per step applies
 
 
 BUNDLED_DIRECTORY = Path(__file__).parent / "pretrained" / "salsa"
@@ -116,7 +118,7 @@ def threads_beside_writer():
 def rollout(model, scaler, context: torch.Tensor, frames: int, generator: torch.Generator,
             temperature: float = 1.0, sigma_temperature: float = 1.0,
             chunk: int = CHUNK, noise_correlation: float = 0.0,
-            broken: Callable[[torch.Tensor], float] | None = None,
+            broken: Callable[[torch.Tensor], torch.Tensor] | None = None,
             retries: int = 0) -> Iterator[torch.Tensor]:
     """Sample ``frames`` latents after reading ``context`` -> chunks of raw latents (n, L).
 
@@ -125,9 +127,9 @@ def rollout(model, scaler, context: torch.Tensor, frames: int, generator: torch.
     first generated one). The state is carried through the whole rollout. ``sigma_temperature``
     is ignored by the dancenet-2018 sampler, which has one temperature for both (as the original),
     and so is ``noise_correlation`` (how much of each step's noise carries into the next:
-    :class:`~dancenet.motion.mdn.CorrelatedNoise`; 0 = independent draws). ``broken``: raw
-    latents (1, L) -> the share of their decoded frame outside the main body; with it, a step
-    whose share exceeds ``BROKEN_SHARE`` is drawn again up to ``retries`` times.
+    :class:`~dancenet.motion.mdn.CorrelatedNoise`; 0 = independent draws). ``broken``: a
+    :class:`DrawCheck` (or any raw latents (1, L) -> share outside the main body); with it, a
+    step whose share exceeds ``BROKEN_SHARE`` is drawn again up to ``retries`` times.
     """
     from .motion.mdn import CorrelatedNoise, MixtureParameters
 
@@ -238,7 +240,8 @@ def start_context(starts: torch.Tensor, generator: torch.Generator, count: int =
 
 def broken_share(frame: np.ndarray) -> float:
     """A decoded frame (H, W) -> the share of its foreground outside the main body (``evaluate``'s
-    artifact measure: pieces that came off the dancer), 1 for an empty frame (no dancer at all)."""
+    artifact measure: pieces that came off the dancer), 1 for an empty frame (no dancer at all)
+    and for one in more than ``MAX_PIECES`` pieces."""
     from scipy import ndimage
 
     from .evaluate.metrics import EMPTY_SHARE, artifact_analysis
@@ -246,26 +249,58 @@ def broken_share(frame: np.ndarray) -> float:
     foreground = np.count_nonzero(frame)
     if foreground < EMPTY_SHARE * frame.size:
         return 1.0
-    if ndimage.label(frame, structure=np.ones((3, 3)))[1] <= 1:
+    pieces = ndimage.label(frame, structure=np.ones((3, 3)))[1]
+    if pieces <= 1:
         return 0.0  # one piece: nothing came off (10x cheaper than the analysis)
+    if pieces > MAX_PIECES:
+        return 1.0  # noise, not a body (an untrained VAE's frames): the analysis would take long
     return artifact_analysis(frame[None]).ratio
 
 
-class WholeBody:
-    """Whole-body sampling's check for one rollout of :class:`Dancer` (batch 1): decodes each
-    draw and scores it (:func:`broken_share`); :func:`next_step` calls :meth:`keep` with the draw
-    it keeps, whose frame goes into ``reuse`` (when given) for the video."""
+class DrawCheck:
+    """Scores the draws of one rollout for whole-body sampling (``broken`` of :func:`next_step`,
+    which calls :meth:`keep` at the end of each step) within a budget: beyond ``REDRAW_GRACE``
+    redrawn rows, a rollout redraws at most as many rows as it has taken steps, so a model whose
+    frames mostly come apart (an undertrained one) checks at most about twice as many frames as
+    it dances instead of ``retries + 1`` times as many. A redraw over budget scores infinite (never
+    kept) without being decoded. Subclasses define :meth:`score`: raw latents (n, L) -> (n,)."""
+
+    def __init__(self):
+        self.first, self.steps, self.redraws = True, 0, 0
+
+    def __call__(self, latents: torch.Tensor) -> torch.Tensor:
+        rows = len(latents)
+        if self.first:
+            self.first, self.steps = False, self.steps + rows
+        elif self.redraws + rows > self.steps + REDRAW_GRACE:
+            return torch.full((rows,), math.inf, dtype=torch.float64)
+        else:
+            self.redraws += rows
+        return self.score(latents)
+
+    def score(self, latents: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def keep(self, latents: torch.Tensor) -> None:
+        self.first = True
+
+
+class WholeBody(DrawCheck):
+    """The check of one rollout of :class:`Dancer` (batch 1): decodes each draw and scores it
+    (:func:`broken_share`); the kept draw's frame goes into ``reuse`` (when given) for the video."""
 
     def __init__(self, dancer: "Dancer", reuse: dict | None = None):
+        super().__init__()
         self.dancer, self.reuse, self.draws = dancer, reuse, {}
 
-    def __call__(self, latents: torch.Tensor) -> float:
+    def score(self, latents: torch.Tensor) -> torch.Tensor:
         frame = self.dancer.decode(latents)[0]
         if self.reuse is not None:
             self.draws[latents.cpu().numpy().tobytes()] = frame
-        return broken_share(frame)
+        return torch.tensor([broken_share(frame)], dtype=torch.float64)
 
     def keep(self, latents: torch.Tensor) -> None:
+        super().keep(latents)
         key = latents.cpu().numpy().tobytes()
         if key in self.draws:
             self.reuse[key] = self.draws[key]

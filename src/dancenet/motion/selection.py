@@ -138,12 +138,20 @@ class RolloutJudge:
 
     @torch.no_grad()
     def broken_shares(self, latents: torch.Tensor) -> torch.Tensor:
-        """raw latents (n, L) -> (n,) the share of each decoded frame outside the main body (1 for
-        an empty frame), as :func:`dancenet.generate.broken_share` scores it."""
-        from ..evaluate.metrics import artifact_analysis
+        """raw latents (n, L) -> (n,) the share of each decoded frame outside the main body, as
+        :func:`dancenet.generate.broken_share` scores it."""
+        from ..generate import broken_share
 
-        found = artifact_analysis(self._decode(latents))
-        return torch.from_numpy(np.where(found.empty, 1.0, found.per_frame))
+        return torch.tensor([broken_share(frame) for frame in self._decode(latents)], dtype=torch.float64)
+
+    def draw_check(self):
+        """A :class:`~dancenet.generate.DrawCheck` of one batch rollout, scoring with
+        :meth:`broken_shares`."""
+        from ..generate import DrawCheck
+
+        check = DrawCheck()
+        check.score = self.broken_shares
+        return check
 
     @torch.no_grad()
     def rollouts(self, model, scaler, retries: int = 0) -> torch.Tensor:
@@ -161,6 +169,7 @@ class RolloutJudge:
         noise = CorrelatedNoise(correlations)
         was_training = model.training
         model.eval()
+        judged = self.draw_check() if retries else None
         params, state = model(scaler.normalise(start_context(self.starts, generator, count))[:, None], None)
         params = MixtureParameters(*(value[:, -1] for value in params))
         latents = torch.empty(count, self.frames, self.starts.shape[1], device=self.device)
@@ -168,7 +177,7 @@ class RolloutJudge:
             for index in range(self.frames):
                 latents[:, index], params, state = next_step(model, scaler, params, state, generator,
                                                              self.temperature, spreads, noise,
-                                                             self.broken_shares if retries else None, retries)
+                                                             judged, retries)
         model.train(was_training)
         return latents
 

@@ -124,8 +124,8 @@ def test_the_exported_model_is_the_best_checked_epoch_with_its_spread(tmp_path, 
     checks = []
     original = selection.RolloutJudge.check
 
-    def recording(self, model, scaler, retries=0):
-        found = original(self, model, scaler, retries)
+    def recording(self, model, scaler, retries=0, spreads=None):
+        found = original(self, model, scaler, retries, spreads)
         checks.append((retries, {key: value.clone() for key, value in model.state_dict().items()}, found))
         return found
 
@@ -163,9 +163,17 @@ def test_the_exported_model_is_the_best_checked_epoch_with_its_spread(tmp_path, 
     assert all(torch.equal(weights[key], value) for key, value in model.state_dict().items())
     assert redrawn["exported_epoch"] == metadata["exported_epoch"]
     assert redrawn["selection"]["sampling_retries"] == RECIPE.select_retries == 7
-    assert redrawn["sampling"]["sigma_temperature"] == final.sigma_temperature
+    # ... at the kept check's spread, with each noise correlation
+    assert redrawn["sampling"]["sigma_temperature"] == final.sigma_temperature == metadata["sampling"]["sigma_temperature"]
     assert redrawn["sampling"]["noise_correlation"] == final.noise_correlation
     assert redrawn["selection"]["sampling_scores"] == final.columns()
+    # a model whose kept dances were mostly broken frames is not checked again (redraws cannot
+    # mend noise, and an undertrained model would make the check slow)
+    checks.clear()
+    monkeypatch.setattr("dancenet.motion.train.REDRAW_ARTIFACTS", -1.0)
+    train_motion(run, tiny_motion(), RECIPE, QUIET, name="broken")
+    assert [retries for retries, _, _ in checks] == [0] * RECIPE.epochs
+    assert load_motion(run, "broken")[2]["selection"]["sampling_retries"] == 0
 
 
 def test_patience_stops_training_after_that_many_checks_without_a_better_one(tmp_path):

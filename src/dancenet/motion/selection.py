@@ -154,18 +154,20 @@ class RolloutJudge:
         return check
 
     @torch.no_grad()
-    def rollouts(self, model, scaler, retries: int = 0) -> torch.Tensor:
+    def rollouts(self, model, scaler, retries: int = 0, samplings: list | None = None) -> torch.Tensor:
         """Every dance of a check in one batch: (samplings x seeds, frames, L) raw latents, rows
         grouped by sampling (spread, noise correlation). Same sampler, feedback and starts as
         ``dancenet generate``; ``retries``: whole-body redraws as generate makes them (0: plain
-        draws, as the checks during training use)."""
+        draws, as the checks during training use); ``samplings``: (spread, correlation) pairs,
+        default all of the check's."""
+        samplings = self.samplings if samplings is None else samplings
         from ..generate import next_step, single_step_kernels, start_context
         from .mdn import CorrelatedNoise, MixtureParameters
 
-        count = len(self.samplings) * self.seeds
+        count = len(samplings) * self.seeds
         generator = torch.Generator(device=self.device).manual_seed(FIRST_SEED)
         spreads, correlations = (torch.tensor(values, device=self.device).repeat_interleave(self.seeds)[:, None]
-                                 for values in zip(*self.samplings))
+                                 for values in zip(*samplings))
         noise = CorrelatedNoise(correlations)
         was_training = model.training
         model.eval()
@@ -181,14 +183,16 @@ class RolloutJudge:
         model.train(was_training)
         return latents
 
-    def check(self, model, scaler, retries: int = 0) -> Check:
+    def check(self, model, scaler, retries: int = 0, spreads: tuple | None = None) -> Check:
         """Roll out (with ``retries`` whole-body redraws), score the end of each dance and gate
-        the model as it is now, at each spread and noise correlation -> the best one's check."""
+        the model as it is now, at each spread (of ``spreads``, default all) and noise correlation
+        -> the best one's check."""
         from ..evaluate import suite
 
-        latents = self.rollouts(model, scaler, retries)[:, -self.scored:]
+        samplings = [pair for pair in self.samplings if spreads is None or pair[0] in spreads]
+        latents = self.rollouts(model, scaler, retries, samplings)[:, -self.scored:]
         checks = []
-        for group, (spread, correlation) in enumerate(self.samplings):
+        for group, (spread, correlation) in enumerate(samplings):
             rows = range(group * self.seeds, (group + 1) * self.seeds)
             videos = {f"seed {row}": self._decode(latents[row]) for row in rows}
             summary = suite.score_videos(videos, self.levels, self.fps, self.settings)

@@ -79,6 +79,8 @@ EARLIER_VERSION = {"select": "nll", "average_decay": None, "patience": None, "te
 # A short video is a short epoch: it is memorised within a hundred or so passes (103 s of footage:
 # jittery dances at pass 98, copied ones at 147), so checks come at least this often in epochs.
 MAX_EPOCHS_BETWEEN_CHECKS = 16
+# The kept check's artifact ratio above which its sampling is not checked again with redraws.
+REDRAW_ARTIFACTS = 0.1
 
 
 class MotionStage(Stage):
@@ -237,18 +239,23 @@ class MotionStage(Stage):
 
     @property
     def final_export_note(self) -> str:
-        return "choosing the sampling with redraws" if self.judge is not None and \
-            self.training.select_retries and self.best.state["rank"] is not None else ""
+        scores = self.best.state["scores"] or {}
+        return "choosing the noise correlation with redraws" if self.judge is not None and \
+            self.training.select_retries and scores.get("rollout_artifacts", 1.0) <= REDRAW_ARTIFACTS else ""
 
     def _sampling_with_redraws(self, weights: dict) -> dict | None:
         """The ``rollout_*`` columns of a check of ``weights`` with ``select_retries`` redraws,
-        whose spread and correlation the model then recommends; None without redraws."""
-        retries = self.training.select_retries
-        if not retries or self.judge is None:
+        whose noise correlation the model then recommends, or None: without redraws, and where the
+        kept check's frames were mostly broken (over ``REDRAW_ARTIFACTS``: not a body yet, which
+        redraws cannot mend). It tries the kept check's spread with each correlation (a third of
+        a check's dances, each decoded at every step: about as long as a plain check)."""
+        retries, scores = self.training.select_retries, self.best.state["scores"] or {}
+        if not retries or self.judge is None or scores.get("rollout_artifacts", 1.0) > REDRAW_ARTIFACTS:
             return None
         model = copy.deepcopy(self.averaged)
         model.load_state_dict(weights)
-        return self.judge.check(model, self.scaler, retries).columns()
+        return self.judge.check(model, self.scaler, retries,
+                                spreads=(float(scores["rollout_sigma_temperature"]),)).columns()
 
 
 def _training_rows(latents: Latents, training: MotionTraining,

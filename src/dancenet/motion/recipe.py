@@ -47,9 +47,9 @@ class MotionTraining(TrainingConfig):
     select_noise_correlations: tuple[float, ...] = (0.0, 0.5, 0.7)
     # Gate the worst 10 s window of the check's dances too (artifacts < 2%, loops < 10%).
     select_worst_window: bool = True
-    # Generation redraws broken frames (whole-body sampling: generate.RETRIES); the spread and
-    # correlation the model recommends are chosen by one more check of the kept weights with as
-    # many redraws (0: chosen by the check that kept them, for plain draws).
+    # Generation redraws broken frames (whole-body sampling: generate.RETRIES); the noise
+    # correlation the model recommends is chosen by one more check of the kept weights (at their
+    # spread) with as many redraws (0: the check that kept them chooses, for plain draws).
     select_retries: int = 7
     patience: int | None = 10           # checks without a better one before training stops
     # Validate, check and export an exponential moving average of the weights (this decay per

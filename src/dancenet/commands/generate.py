@@ -26,7 +26,7 @@ and repeated moves, a few more broken limbs). A model trained with rollout check
 its spread and correlation; a given value overrides it.
 
 whole bodies: a frame whose body comes apart (pieces away from the dancer) is drawn again, up to
---retries times (default 7); --retries 0 keeps every draw, as the dancenet-2018 preset does.
+--retries times (default 7); --retries 0 keeps every draw, as dancenet-2018 models do by default.
 The same seed and options give the same file, byte for byte.
 """
 

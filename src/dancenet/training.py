@@ -501,8 +501,6 @@ class _Session:
                 inside_epoch = self.step % stage.steps_per_epoch != 0
                 if stopped == "time" and inside_epoch:  # a --minutes run: measure where it ended
                     self._log_epoch(stage.validate() if main else {})
-                if stage.final_export_note and not stopped.startswith("signal"):
-                    self.bar.set_description(f"train {stage.name}: {stage.final_export_note}")
                 self._save(stopped)
         finally:
             self.bar.close()
@@ -623,12 +621,16 @@ class _Session:
                 "epoch_loss_sum": self.loss_sum, "epoch_loss_count": self.loss_count,
                 "last_metrics": self.metrics, "reason": reason,
             }
+            # the periodic saves and a stop by signal must be quick: no final work in the export
+            final = reason != "periodic" and not reason.startswith("signal")
+            if final and stage.final_export_note:
+                self.bar.set_description(f"train {stage.name}: {stage.final_export_note}")
             with _writing(self.directory):
                 save_checkpoint(self.checkpoint_path, payload)
                 stage.export(self.run, {"steps": self.step, "epochs_trained": self.epoch,
                                         "seconds": round(self.clock.elapsed, 1),
                                         "metrics": self.metrics},
-                             final=reason != "periodic" and not reason.startswith("signal"))
+                             final=final)
         self.saved_step, self.last_save = self.step, time.monotonic()
         distributed.barrier(self.context)
 

@@ -239,23 +239,27 @@ class MotionStage(Stage):
 
     @property
     def final_export_note(self) -> str:
+        return "choosing the noise correlation with redraws" if self._redraw_check_due() else ""
+
+    def _redraw_check_due(self) -> bool:
+        """Whether the final export checks the kept weights with redraws: ``select_retries`` set,
+        a judge, and kept dances that were not mostly broken (over ``REDRAW_ARTIFACTS``: not a
+        body yet, which redraws cannot mend)."""
         scores = self.best.state["scores"] or {}
-        return "choosing the noise correlation with redraws" if self.judge is not None and \
-            self.training.select_retries and scores.get("rollout_artifacts", 1.0) <= REDRAW_ARTIFACTS else ""
+        return bool(self.training.select_retries) and self.judge is not None and \
+            scores.get("rollout_artifacts", 1.0) <= REDRAW_ARTIFACTS
 
     def _sampling_with_redraws(self, weights: dict) -> dict | None:
         """The ``rollout_*`` columns of a check of ``weights`` with ``select_retries`` redraws,
-        whose noise correlation the model then recommends, or None: without redraws, and where the
-        kept check's frames were mostly broken (over ``REDRAW_ARTIFACTS``: not a body yet, which
-        redraws cannot mend). It tries the kept check's spread with each correlation (a third of
-        a check's dances, each decoded at every step: about as long as a plain check)."""
-        retries, scores = self.training.select_retries, self.best.state["scores"] or {}
-        if not retries or self.judge is None or scores.get("rollout_artifacts", 1.0) > REDRAW_ARTIFACTS:
+        whose noise correlation the model then recommends, or None when it is not due
+        (:meth:`_redraw_check_due`). It tries the kept check's spread with each correlation (a
+        third of a check's dances, each decoded at every step: about as long as a plain check)."""
+        if not self._redraw_check_due():
             return None
         model = copy.deepcopy(self.averaged)
         model.load_state_dict(weights)
-        return self.judge.check(model, self.scaler, retries,
-                                spreads=(float(scores["rollout_sigma_temperature"]),)).columns()
+        spread = float(self.best.state["scores"]["rollout_sigma_temperature"])
+        return self.judge.check(model, self.scaler, self.training.select_retries, spreads=(spread,)).columns()
 
 
 def _training_rows(latents: Latents, training: MotionTraining,

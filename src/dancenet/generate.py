@@ -263,10 +263,13 @@ class DrawCheck:
     redrawn rows, a rollout redraws at most as many rows as it has taken steps, so a model whose
     frames mostly come apart (an undertrained one) checks at most about twice as many frames as
     it dances instead of ``retries + 1`` times as many. A redraw over budget scores infinite (never
-    kept) without being decoded. Subclasses define :meth:`score`: raw latents (n, L) -> (n,)."""
+    kept) without being decoded. ``score``: raw latents (n, L) -> (n,) shares (a subclass may
+    define :meth:`score` instead)."""
 
-    def __init__(self):
+    def __init__(self, score: Callable[[torch.Tensor], torch.Tensor] | None = None):
         self.first, self.steps, self.redraws = True, 0, 0
+        if score is not None:
+            self.score = score
 
     def __call__(self, latents: torch.Tensor) -> torch.Tensor:
         rows = len(latents)

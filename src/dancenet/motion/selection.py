@@ -149,9 +149,7 @@ class RolloutJudge:
         :meth:`broken_shares`."""
         from ..generate import DrawCheck
 
-        check = DrawCheck()
-        check.score = self.broken_shares
-        return check
+        return DrawCheck(self.broken_shares)
 
     @torch.no_grad()
     def rollouts(self, model, scaler, retries: int = 0, samplings: list | None = None) -> torch.Tensor:

@@ -122,7 +122,7 @@ def test_whole_body_sampling_redraws_broken_frames(run, monkeypatch):
     assert dancer.retries == dancenet.generate.RETRIES > 0
     calls = []
 
-    def broken(self, latents):  # a stand-in judge: a positive first latent "comes apart"
+    def broken(self, latents, rows):  # a stand-in judge: a positive first latent "comes apart"
         calls.append(float(latents[0, 0]))
         return 1.0 if latents[0, 0] > 0 else 0.0
 
@@ -141,7 +141,7 @@ def test_whole_body_sampling_redraws_broken_frames(run, monkeypatch):
     # when every draw fails, each step takes retries + 1 draws and keeps the least broken
     calls.clear()
     monkeypatch.setattr(dancenet.generate.WholeBody, "__call__",
-                        lambda self, latents: calls.append(latents.clone()) or 0.5 + float(latents[0, 0].abs()))
+                        lambda self, latents, rows: calls.append(latents.clone()) or 0.5 + float(latents[0, 0].abs()))
     dancer.retries = 3
     kept = torch.cat(list(dancer.latents(30, seed=5)))
     assert len(calls) == 30 * 4
@@ -157,7 +157,7 @@ def test_redraws_stay_within_a_budget_of_one_per_step(run, monkeypatch):
 
     dancer = dancenet.load(run)
     scored = []
-    monkeypatch.setattr(WholeBody, "score", lambda self, latents: scored.append(1) or torch.ones(1, dtype=torch.float64))
+    monkeypatch.setattr(WholeBody, "score", lambda self, latents, rows: scored.append(1) or torch.ones(1, dtype=torch.float64))
     assert torch.cat(list(dancer.latents(200, seed=0))).shape[0] == 200
     assert len(scored) == 200 + 200 + REDRAW_GRACE  # every step's first draw, one redraw per step and the grace
 
@@ -178,7 +178,7 @@ def test_redraws_carry_only_the_kept_draws_noise(run):
     order = iter([0.9, 0.1, 0.5])  # the second of three draws is the least broken
     draws = []
 
-    def broken(latents):
+    def broken(latents, rows):
         draws.append(noise.previous.clone())
         return next(order)
 
@@ -218,7 +218,7 @@ def test_redraws_in_a_batch_replace_only_the_broken_rows(run):
 
     seen = []
 
-    def broken(latents):  # rows with a positive first latent "come apart"
+    def broken(latents, rows):  # rows with a positive first latent "come apart"
         seen.append(len(latents))
         return (latents[:, 0] > 0).double()
 
@@ -229,11 +229,110 @@ def test_redraws_in_a_batch_replace_only_the_broken_rows(run):
     torch.testing.assert_close(whole[:, 0][plain[:, 0, 0] <= 0], plain[:, 0][plain[:, 0, 0] <= 0])
 
 
+def blobs(count, seed):
+    """(count, 24, 32) bool: random blocky silhouettes, each unlike the others."""
+    cells = np.random.default_rng(seed).random((count, 6, 8)) < 0.4
+    return cells.repeat(4, axis=1).repeat(4, axis=2)
+
+
+def test_repeat_measure_is_evaluates_loop_measure_on_the_steps():
+    """How closely a new step would make the last window repeat an earlier stretch: the best
+    window similarity evaluate's loop analysis finds for the window ending at that step."""
+    from dancenet.evaluate.metrics import loop_analysis
+    from dancenet.generate import Repeats
+
+    window = 4
+    frames = blobs(40, 0)
+    frames[22:34] = frames[6:18]  # a stretch repeated 16 steps later ...
+    frames[26] = blobs(1, 1)[0]   # ... but for one frame
+    repeats = Repeats(1, window, memory=1000)
+    measured = []
+    for step, frame in enumerate(frames):
+        descriptor = repeats.describe(frame)
+        lags = repeats.lags(0, descriptor)
+        measured.append(repeats.similarity(0, lags))
+        repeats.add(0, descriptor, lags)
+    best = loop_analysis(frames, fps=window).best_similarity  # a 1 s window is `window` steps
+    np.testing.assert_allclose(measured[window - 1:], best, atol=1e-5)
+    assert max(measured[:22]) < 0.5  # unlike frames are far from a repeat
+    assert measured[25] == pytest.approx(1.0) and max(measured[26:30]) < 0.9  # one frame differs
+    assert min(measured[30:34]) == pytest.approx(1.0)
+    # a repeat further back than the memory is not looked for
+    short = Repeats(1, window, memory=12)
+    for frame in frames[:34]:
+        descriptor = short.describe(frame)
+        lags = short.lags(0, descriptor)
+        found = short.similarity(0, lags)
+        short.add(0, descriptor, lags)
+    assert found < 0.5
+
+
+def test_draws_that_repeat_the_dance_are_drawn_again(monkeypatch):
+    """The repeat guard: a draw that would make the last second replay an earlier one scores as
+    broken (the closer the replay, the worse); a new pose passes; rejected draws are forgotten."""
+    import dancenet.generate
+    from dancenet.generate import BROKEN_SHARE, DrawCheck, Repeats
+
+    monkeypatch.setattr(dancenet.generate, "broken_share", lambda frame: 0.0)  # every pose whole
+
+    window = 4
+    bank = blobs(30, 2)
+    decode = lambda latents: bank[latents[:, 0].long().numpy()]  # latent 0 names a frame of the bank
+    check = DrawCheck(decode, Repeats(1, window, memory=100))
+    one = torch.zeros(1, dtype=torch.long)
+
+    def step(index, kept=True):
+        latents = torch.tensor([[float(index), 0.0]])
+        score = float(check(latents, one)[0])
+        if kept:
+            check.keep(latents)
+        return score
+
+    for index in [*range(10), 20, 3, 4]:  # ten poses, a new one, then 3 and 4 again
+        assert step(index) <= BROKEN_SHARE
+    assert step(5, kept=False) <= BROKEN_SHARE  # 3 4 5 after 20: still only 3 of 4 alike
+    assert step(21) <= BROKEN_SHARE             # a new pose is kept instead ...
+    for index in (6, 7):                          # ... and the dance goes back to the loop
+        step(index)
+    replay = step(8, kept=False)                  # 21 6 7 8 against 5 6 7 8: 3 of 4 alike
+    assert replay <= BROKEN_SHARE
+    step(8)
+    replay = step(9, kept=False)                  # 6 7 8 9 replays 6 7 8 9 exactly
+    assert replay > BROKEN_SHARE + 0.09
+    assert step(22, kept=False) <= BROKEN_SHARE   # a new pose passes
+    near = bank[9].copy()
+    near[:4, :4] = ~near[:4, :4]                  # 9 with a corner changed: a close replay
+    bank[23] = near
+    assert BROKEN_SHARE < step(23, kept=False) < replay
+
+
+def test_generation_redraws_a_dance_that_replays_itself(run, monkeypatch):
+    """Every frame whole, a nearly still spread that settles into a loop: the repeat guard still
+    draws again, and only where the last second replays an earlier one."""
+    from dancenet.evaluate.metrics import loop_analysis
+
+    monkeypatch.setattr(dancenet.generate, "broken_share", lambda frame: 0.0)
+    dancer = dancenet.load(run)
+    draws = []
+    decode = dancer.decode
+    monkeypatch.setattr(dancer, "decode", lambda latents: draws.append(len(latents)) or decode(latents))
+    dancer.retries = 0
+    plain = dancer.generate(seconds=4, seed=1, sigma_temperature=0.1)
+    draws.remove(120)  # the video itself, decoded in one batch
+    assert draws == [] and loop_analysis(plain, FPS).ratio > 0.5  # the plain dance loops
+    dancer.retries = 3
+    dancer.generate(seconds=4, seed=1, sigma_temperature=0.1)
+    assert len(draws) > 120 + 20  # 120 steps, and redraws where a window replayed
+    draws.clear()
+    dancer.generate(seconds=1.5, seed=1, sigma_temperature=0.1)
+    assert len(draws) == 45  # no stretch can repeat before 2 s: one draw per step
+
+
 def test_retries_option_sets_the_redraws(run, tmp_path, monkeypatch):
     judged = []
     original = dancenet.generate.WholeBody.__call__
     monkeypatch.setattr(dancenet.generate.WholeBody, "__call__",
-                        lambda self, latents: judged.append(1) or original(self, latents) * 0)
+                        lambda self, latents, rows: judged.append(1) or original(self, latents, rows) * 0)
     assert generate(run, tmp_path / "none.mp4", "--seconds", "1", "--retries", "0") == 0
     assert judged == []
     assert generate(run, tmp_path / "default.mp4", "--seconds", "1") == 0

@@ -18,6 +18,7 @@ without one (the bundled model), ``prime.npz``: the same keys as ``latents.npz``
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import math
 import os
@@ -43,6 +44,12 @@ MAX_RETRIES = 100
 BROKEN_SHARE = 0.02
 MAX_PIECES = 16  # a frame in more pieces is broken (scored 1)
 REDRAW_GRACE = 30  # redrawn rows a rollout may take before the budget of one per step applies
+# The repeat guard (docs/motion.md, "Whole-body sampling"): a draw whose frame would make the
+# last REPEAT_SECONDS of steps nearly repeat an earlier stretch of the dance (evaluate's loop
+# measure) is drawn again too; repeats are looked for in the last REPEAT_MEMORY_SECONDS.
+REPEAT_SECONDS = 1.0
+REPEAT_MEMORY_SECONDS = 60.0
+REPEAT_FACTOR = 4  # evaluate's loop measure compares frames at 1/4 resolution
 
 
 BUNDLED_DIRECTORY = Path(__file__).parent / "pretrained" / "salsa"
@@ -128,8 +135,8 @@ def rollout(model, scaler, context: torch.Tensor, frames: int, generator: torch.
     is ignored by the dancenet-2018 sampler, which has one temperature for both (as the original),
     and so is ``noise_correlation`` (how much of each step's noise carries into the next:
     :class:`~dancenet.motion.mdn.CorrelatedNoise`; 0 = independent draws). ``broken``: a
-    :class:`DrawCheck` (or any raw latents (1, L) -> share outside the main body); with it, a
-    step whose share exceeds ``BROKEN_SHARE`` is drawn again up to ``retries`` times.
+    :class:`DrawCheck` (or any ``broken`` of :func:`next_step`); with it, a step that scores
+    above ``BROKEN_SHARE`` is drawn again up to ``retries`` times.
     """
     from .motion.mdn import CorrelatedNoise, MixtureParameters
 
@@ -190,21 +197,24 @@ def draw(model, scaler, params, generator: torch.Generator, temperature: float, 
 
 
 def next_step(model, scaler, params, state, generator: torch.Generator, temperature: float,
-              sigma_temperature, noise=None, broken: Callable[[torch.Tensor], torch.Tensor] | None = None,
+              sigma_temperature, noise=None,
+              broken: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
               retries: int = 0):
     """One rollout step: sample from ``params``, feed it back -> (raw latents (batch, L), the next
     mixture, the next state). ``sigma_temperature``: a float, or a (batch, 1) tensor of spreads;
     ``noise``: the rollout's :class:`~dancenet.motion.mdn.CorrelatedNoise`, or None.
 
-    ``broken``: raw latents (n, L) -> (n,) the share of each one's frame outside the main body.
-    A row above ``BROKEN_SHARE`` is drawn again from its mixture, up to ``retries`` times (a
-    redraw draws every row and keeps the new draw only for rows it improves); each row keeps
-    its least broken draw, and only that reaches the state and the noise.
+    ``broken``: (raw latents (n, L), the batch rows (n,) they were drawn for) -> (n,) how broken
+    each draw is (a :class:`DrawCheck`: the share of its frame outside the main body, or more
+    when it repeats the dance). A row above ``BROKEN_SHARE`` is drawn again from its mixture, up
+    to ``retries`` times (a redraw draws every row and keeps the new draw only for rows it
+    improves); each row keeps its least broken draw, and only that reaches the state and the
+    noise.
     """
     previous = noise.previous if noise is not None else None
     raw, feedback = draw(model, scaler, params, generator, temperature, sigma_temperature, noise)
     if broken is not None and retries > 0:
-        shares = torch.as_tensor(broken(raw), dtype=torch.float64).reshape(-1)
+        shares = torch.as_tensor(broken(raw, torch.arange(len(raw))), dtype=torch.float64).reshape(-1)
         kept = noise.previous if noise is not None else None
         for _ in range(retries):
             bad = shares > BROKEN_SHARE
@@ -214,7 +224,8 @@ def next_step(model, scaler, params, state, generator: torch.Generator, temperat
                 noise.previous = previous  # a redraw continues from the last kept draw's noise
             again, again_feedback = draw(model, scaler, params, generator, temperature, sigma_temperature, noise)
             new_shares = torch.full_like(shares, math.inf)
-            new_shares[bad] = torch.as_tensor(broken(again[bad]), dtype=torch.float64).reshape(-1)
+            new_shares[bad] = torch.as_tensor(broken(again[bad], bad.nonzero()[:, 0]),
+                                              dtype=torch.float64).reshape(-1)
             better = new_shares < shares
             shares = torch.where(better, new_shares, shares)
             rows = better.to(raw.device)[:, None]
@@ -257,57 +268,146 @@ def broken_share(frame: np.ndarray) -> float:
     return artifact_analysis(frame[None]).ratio
 
 
+class Repeats:
+    """The kept steps of a rollout, row by row, to tell how closely a new frame would make the
+    last ``window`` steps repeat an earlier stretch of the same row within its last ``memory``
+    steps. This is ``evaluate``'s loop measure (the mean soft IoU of time-aligned frames at
+    1/``REPEAT_FACTOR`` resolution, against stretches that start more than a window earlier),
+    taken on the steps alone: for each step it keeps the frame's descriptor and its similarity
+    with every remembered step (by lag), so scoring a draw costs one row of similarities."""
+
+    def __init__(self, rows: int, window: int, memory: int):
+        from .evaluate.metrics import LOOP_THRESHOLD
+
+        self.window, self.threshold = max(2, window), LOOP_THRESHOLD
+        self.memory = max(memory, 2 * self.window + 1)
+        # each row's remembered step descriptors, a ring of ``memory`` (allocated on first use)
+        self.store: list[np.ndarray | None] = [None] * rows
+        self.norms: list[np.ndarray | None] = [None] * rows  # their squared norms
+        self.count = [0] * rows  # steps each row has kept
+        # the lag similarities of each row's last window - 1 kept steps (lag 1 first)
+        self.similar = [collections.deque(maxlen=self.window - 1) for _ in range(rows)]
+
+    @staticmethod
+    def describe(frame: np.ndarray) -> np.ndarray:
+        """A frame (H, W) -> its flat descriptor at 1/``REPEAT_FACTOR`` resolution."""
+        from .evaluate.metrics import downsample
+
+        return downsample(frame[None], REPEAT_FACTOR).reshape(-1)
+
+    def lags(self, row: int, descriptor: np.ndarray) -> np.ndarray:
+        """Soft IoU of a descriptor with the row's remembered steps, the newest first (lag 1):
+        evaluate's ``soft_iou_matrix``, with the remembered steps' squared norms kept."""
+        count, store = self.count[row], self.store[row]
+        if not count:
+            return np.zeros(0, dtype=np.float32)
+        filled = min(count, self.memory)
+        dots = store[:filled] @ descriptor
+        union = self.norms[row][:filled] + np.dot(descriptor, descriptor) - dots
+        with np.errstate(invalid="ignore", divide="ignore"):
+            similarity = np.where(union > 0, dots / np.maximum(union, 1e-12), 1.0).astype(np.float32)
+        return similarity[(count - 1 - np.arange(filled)) % self.memory]  # newest first
+
+    def similarity(self, row: int, lags: np.ndarray) -> float:
+        """How closely the row's last ``window`` steps, ending with a frame of these ``lags``,
+        repeat an earlier stretch: the best mean similarity over lags above ``window`` (0 until
+        there is such a stretch)."""
+        recent = self.similar[row]
+        if len(recent) < self.window - 1:
+            return 0.0
+        # the oldest step of the window remembers the fewest steps, which bounds the lag
+        top = min(len(lags), len(recent[0]) if recent else len(lags))
+        if top <= self.window:
+            return 0.0
+        total = lags[self.window:top].copy()
+        for earlier in recent:
+            total += earlier[self.window:top]
+        return float(total.max() / self.window)
+
+    def add(self, row: int, descriptor: np.ndarray, lags: np.ndarray) -> None:
+        """Remember a kept step of ``row`` (its descriptor and its :meth:`lags`)."""
+        if self.store[row] is None:
+            self.store[row] = np.empty((self.memory, len(descriptor)), dtype=np.float32)
+            self.norms[row] = np.empty(self.memory, dtype=np.float32)
+        slot = self.count[row] % self.memory
+        self.store[row][slot], self.norms[row][slot] = descriptor, np.dot(descriptor, descriptor)
+        self.count[row] += 1
+        self.similar[row].append(lags)
+
+
 class DrawCheck:
     """Scores the draws of one rollout for whole-body sampling (``broken`` of :func:`next_step`,
-    which calls :meth:`keep` at the end of each step) within a budget: beyond ``REDRAW_GRACE``
-    redrawn rows, a rollout redraws at most as many rows as it has taken steps, so a model whose
-    frames mostly come apart (an undertrained one) checks at most about twice as many frames as
-    it dances instead of ``retries + 1`` times as many. A redraw over budget scores infinite (never
-    kept) without being decoded. ``score``: raw latents (n, L) -> (n,) shares (a subclass may
-    define :meth:`score` instead)."""
+    which calls :meth:`keep` at the end of each step): ``decode`` (raw latents (n, L) -> frames
+    (n, H, W)) each draw and score it by :func:`broken_share`; with ``repeats`` (a
+    :class:`Repeats` of the rollout's rows), a draw that would repeat an earlier stretch of its
+    dance scores above ``BROKEN_SHARE`` too, the more so the closer the repeat, so it is drawn
+    again and a broken limb still counts against a repeat.
 
-    def __init__(self, score: Callable[[torch.Tensor], torch.Tensor] | None = None):
+    Within a budget: beyond ``REDRAW_GRACE`` redrawn rows, a rollout redraws at most as many rows
+    as it has taken steps, so a model whose frames mostly come apart (an undertrained one) checks
+    at most about twice as many frames as it dances instead of ``retries + 1`` times as many. A
+    redraw over budget scores infinite (never kept) without being decoded."""
+
+    def __init__(self, decode: Callable[[torch.Tensor], np.ndarray], repeats: Repeats | None = None):
+        self.decode, self.repeats = decode, repeats
         self.first, self.steps, self.redraws = True, 0, 0
-        if score is not None:
-            self.score = score
+        self.pending = {}  # (row, latents' bytes) -> (frame, descriptor, lags) of this step's draws
 
-    def __call__(self, latents: torch.Tensor) -> torch.Tensor:
-        rows = len(latents)
+    def __call__(self, latents: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        count = len(latents)
         if self.first:
-            self.first, self.steps = False, self.steps + rows
-        elif self.redraws + rows > self.steps + REDRAW_GRACE:
-            return torch.full((rows,), math.inf, dtype=torch.float64)
+            self.first, self.steps = False, self.steps + count
+        elif self.redraws + count > self.steps + REDRAW_GRACE:
+            return torch.full((count,), math.inf, dtype=torch.float64)
         else:
-            self.redraws += rows
-        return self.score(latents)
+            self.redraws += count
+        return self.score(latents, rows)
 
-    def score(self, latents: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+    def score(self, latents: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Decode and score draws (see the class), remembering what :meth:`keep` needs."""
+        frames, scores = self.decode(latents), []
+        for frame, row, values in zip(frames, rows.tolist(), latents.cpu().numpy()):
+            fault, descriptor, lags = broken_share(frame), None, None
+            if self.repeats is not None:
+                descriptor = self.repeats.describe(frame)
+                lags = self.repeats.lags(row, descriptor)
+                similarity = self.repeats.similarity(row, lags)
+                if similarity >= self.repeats.threshold:
+                    fault = max(fault, BROKEN_SHARE + 1e-6 + similarity - self.repeats.threshold)
+            self.pending[row, values.tobytes()] = (frame, descriptor, lags)
+            scores.append(fault)
+        return torch.tensor(scores, dtype=torch.float64)
 
     def keep(self, latents: torch.Tensor) -> None:
+        """The draws each row kept at this step, (batch, L): remember them."""
         self.first = True
+        for row, values in enumerate(latents.cpu().numpy()):
+            key = values.tobytes()
+            if (row, key) not in self.pending:
+                continue  # scored some other way (a stand-in judge): nothing to remember
+            frame, descriptor, lags = self.pending[row, key]
+            if self.repeats is not None:
+                self.repeats.add(row, descriptor, lags)
+            self.kept(key, frame)
+        self.pending = {}
+
+    def kept(self, key: bytes, frame: np.ndarray) -> None:
+        """A kept draw's frame (``key``: its latents' bytes); for subclasses."""
 
 
 class WholeBody(DrawCheck):
-    """The check of one rollout of :class:`Dancer` (batch 1): decodes each draw and scores it
-    (:func:`broken_share`); the kept draw's frame goes into ``reuse`` (when given) for the video."""
+    """The check of one rollout of :class:`Dancer` (batch 1), with the repeat guard: the kept
+    draw's frame goes into ``reuse`` (when given) for the video."""
 
     def __init__(self, dancer: "Dancer", reuse: dict | None = None):
-        super().__init__()
-        self.dancer, self.reuse, self.draws = dancer, reuse, {}
+        steps_per_second = dancer.fps / dancer.motion.config.frame_stride
+        super().__init__(dancer.decode, Repeats(1, round(REPEAT_SECONDS * steps_per_second),
+                                                round(REPEAT_MEMORY_SECONDS * steps_per_second)))
+        self.reuse = reuse
 
-    def score(self, latents: torch.Tensor) -> torch.Tensor:
-        frame = self.dancer.decode(latents)[0]
+    def kept(self, key: bytes, frame: np.ndarray) -> None:
         if self.reuse is not None:
-            self.draws[latents.cpu().numpy().tobytes()] = frame
-        return torch.tensor([broken_share(frame)], dtype=torch.float64)
-
-    def keep(self, latents: torch.Tensor) -> None:
-        super().keep(latents)
-        key = latents.cpu().numpy().tobytes()
-        if key in self.draws:
-            self.reuse[key] = self.draws[key]
-        self.draws = {}
+            self.reuse[key] = frame
 
 
 class Dancer:

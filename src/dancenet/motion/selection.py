@@ -136,20 +136,13 @@ class RolloutJudge:
                   for first in range(0, len(latents), DECODE_BATCH)]
         return torch.cat(chunks).cpu().numpy()
 
-    @torch.no_grad()
-    def broken_shares(self, latents: torch.Tensor) -> torch.Tensor:
-        """raw latents (n, L) -> (n,) the share of each decoded frame outside the main body, as
-        :func:`dancenet.generate.broken_share` scores it."""
-        from ..generate import broken_share
+    def draw_check(self, rows: int):
+        """The :class:`~dancenet.generate.DrawCheck` of a batch rollout of ``rows`` dances, as
+        ``dancenet generate`` checks its draws (whole body, repeat guard)."""
+        from ..generate import REPEAT_MEMORY_SECONDS, REPEAT_SECONDS, DrawCheck, Repeats
 
-        return torch.tensor([broken_share(frame) for frame in self._decode(latents)], dtype=torch.float64)
-
-    def draw_check(self):
-        """A :class:`~dancenet.generate.DrawCheck` of one batch rollout, scoring with
-        :meth:`broken_shares`."""
-        from ..generate import DrawCheck
-
-        return DrawCheck(self.broken_shares)
+        return DrawCheck(self._decode, Repeats(rows, round(REPEAT_SECONDS * self.fps),
+                                               round(REPEAT_MEMORY_SECONDS * self.fps)))
 
     @torch.no_grad()
     def rollouts(self, model, scaler, retries: int = 0, samplings: list | None = None) -> torch.Tensor:
@@ -169,7 +162,7 @@ class RolloutJudge:
         noise = CorrelatedNoise(correlations)
         was_training = model.training
         model.eval()
-        judged = self.draw_check() if retries else None
+        judged = self.draw_check(count) if retries else None
         params, state = model(scaler.normalise(start_context(self.starts, generator, count))[:, None], None)
         params = MixtureParameters(*(value[:, -1] for value in params))
         latents = torch.empty(count, self.frames, self.starts.shape[1], device=self.device)

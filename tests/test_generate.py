@@ -127,6 +127,7 @@ def test_whole_body_sampling_redraws_broken_frames(run, monkeypatch):
         return 1.0 if latents[0, 0] > 0 else 0.0
 
     monkeypatch.setattr(dancenet.generate.WholeBody, "__call__", broken)
+    monkeypatch.setattr(dancenet.generate.WholeBody, "keep", lambda self, latents: None)
     dancer.retries = 0
     plain = torch.cat(list(dancer.latents(120, seed=5)))
     assert calls == [] and (plain[:, 0] > 0).mean(dtype=torch.float32) > 0.2  # the judge has work
@@ -153,12 +154,15 @@ def test_whole_body_sampling_redraws_broken_frames(run, monkeypatch):
 def test_redraws_stay_within_a_budget_of_one_per_step(run, monkeypatch):
     """A model whose every frame comes apart (an undertrained one) is slowed down at most about
     twice by the checks, not retries + 1 times."""
-    from dancenet.generate import REDRAW_GRACE, WholeBody
+    from dancenet.generate import REDRAW_GRACE
 
     dancer = dancenet.load(run)
+    monkeypatch.setattr(dancenet.generate, "broken_share", lambda frame: 1.0)  # every frame broken
     scored = []
-    monkeypatch.setattr(WholeBody, "score", lambda self, latents, rows: scored.append(1) or torch.ones(1, dtype=torch.float64))
+    decode = dancer.decode
+    monkeypatch.setattr(dancer, "decode", lambda latents: scored.append(len(latents)) or decode(latents))
     assert torch.cat(list(dancer.latents(200, seed=0))).shape[0] == 200
+    assert set(scored) == {1}
     assert len(scored) == 200 + 200 + REDRAW_GRACE  # every step's first draw, one redraw per step and the grace
 
 
@@ -257,14 +261,16 @@ def test_repeat_measure_is_evaluates_loop_measure_on_the_steps():
     assert max(measured[:22]) < 0.5  # unlike frames are far from a repeat
     assert measured[25] == pytest.approx(1.0) and max(measured[26:30]) < 0.9  # one frame differs
     assert min(measured[30:34]) == pytest.approx(1.0)
-    # a repeat further back than the memory is not looked for
-    short = Repeats(1, window, memory=12)
-    for frame in frames[:34]:
+    # with a memory of 12 steps, once it has wrapped round: a repeat 10 steps back is found, one
+    # 16 steps back is not looked for
+    frames[36:40] = frames[26:30]
+    short, found = Repeats(1, window, memory=12), []
+    for frame in frames:
         descriptor = short.describe(frame)
         lags = short.lags(0, descriptor)
-        found = short.similarity(0, lags)
+        found.append(short.similarity(0, lags))
         short.add(0, descriptor, lags)
-    assert found < 0.5
+    assert found[33] < 0.5 and found[39] == pytest.approx(1.0)
 
 
 def test_draws_that_repeat_the_dance_are_drawn_again(monkeypatch):
@@ -304,6 +310,34 @@ def test_draws_that_repeat_the_dance_are_drawn_again(monkeypatch):
     near[:4, :4] = ~near[:4, :4]                  # 9 with a corner changed: a close replay
     bank[23] = near
     assert BROKEN_SHARE < step(23, kept=False) < replay
+
+
+def test_repeats_are_told_apart_by_row(monkeypatch):
+    """In a batch (the rollout checks), each row is guarded against its own dance: the same draw
+    replays one row and is new to the other; redraws of some rows are remembered for those rows."""
+    import dancenet.generate
+    from dancenet.generate import BROKEN_SHARE, DrawCheck, Repeats
+
+    monkeypatch.setattr(dancenet.generate, "broken_share", lambda frame: 0.0)
+    bank = blobs(40, 3)
+    check = DrawCheck(lambda latents: bank[latents[:, 0].long().numpy()], Repeats(2, 4, memory=100))
+    both = torch.arange(2)
+    for first, second in zip([*range(8), 2, 3, 4], [*range(20, 28), 30, 31, 32]):
+        check(torch.tensor([[float(first), 0.0], [float(second), 0.0]]), both)
+        check.keep(torch.tensor([[float(first), 0.0], [float(second), 0.0]]))
+    # row 0 replayed 2 3 4; drawing 5 for both rows repeats row 0 only
+    five = check.repeats.describe(bank[5])
+    expected = check.repeats.lags(0, five)
+    scores = check(torch.tensor([[5.0, 0.0], [5.0, 0.0]]), both)
+    assert scores[0] > BROKEN_SHARE >= scores[1]
+    # row 0 is drawn again alone and every redraw replays too, so it keeps 5; row 1 is drawn
+    # again (say for a broken limb) and keeps 33
+    assert check(torch.tensor([[33.0, 0.0]]), torch.tensor([1]))[0] <= BROKEN_SHARE
+    check.keep(torch.tensor([[5.0, 0.0], [33.0, 0.0]]))
+    assert check.repeats.count == [12, 12]
+    np.testing.assert_allclose(check.repeats.store[0][11], five)
+    np.testing.assert_allclose(check.repeats.store[1][11], check.repeats.describe(bank[33]))
+    np.testing.assert_allclose(check.repeats.similar[0][-1], expected)  # row 0's own lags
 
 
 def test_generation_redraws_a_dance_that_replays_itself(run, monkeypatch):

@@ -125,7 +125,7 @@ def threads_beside_writer():
 def rollout(model, scaler, context: torch.Tensor, frames: int, generator: torch.Generator,
             temperature: float = 1.0, sigma_temperature: float = 1.0,
             chunk: int = CHUNK, noise_correlation: float = 0.0,
-            broken: Callable[[torch.Tensor], torch.Tensor] | None = None,
+            broken: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
             retries: int = 0) -> Iterator[torch.Tensor]:
     """Sample ``frames`` latents after reading ``context`` -> chunks of raw latents (n, L).
 
@@ -316,7 +316,7 @@ class Repeats:
         if len(recent) < self.window - 1:
             return 0.0
         # the oldest step of the window remembers the fewest steps, which bounds the lag
-        top = min(len(lags), len(recent[0]) if recent else len(lags))
+        top = min(len(lags), len(recent[0]))
         if top <= self.window:
             return 0.0
         total = lags[self.window:top].copy()
@@ -383,8 +383,6 @@ class DrawCheck:
         self.first = True
         for row, values in enumerate(latents.cpu().numpy()):
             key = values.tobytes()
-            if (row, key) not in self.pending:
-                continue  # scored some other way (a stand-in judge): nothing to remember
             frame, descriptor, lags = self.pending[row, key]
             if self.repeats is not None:
                 self.repeats.add(row, descriptor, lags)

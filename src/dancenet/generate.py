@@ -276,6 +276,13 @@ class Repeats:
     taken on the steps alone: for each step it keeps the frame's descriptor and its similarity
     with every remembered step (by lag), so scoring a draw costs one row of similarities."""
 
+    @classmethod
+    def for_rate(cls, rows: int, steps_per_second: float) -> "Repeats":
+        """A guard of ``REPEAT_SECONDS`` windows and ``REPEAT_MEMORY_SECONDS`` of memory for a
+        rollout of ``rows`` dances stepping ``steps_per_second`` times a second."""
+        return cls(rows, round(REPEAT_SECONDS * steps_per_second),
+                   round(REPEAT_MEMORY_SECONDS * steps_per_second))
+
     def __init__(self, rows: int, window: int, memory: int):
         from .evaluate.metrics import LOOP_THRESHOLD
 
@@ -296,16 +303,14 @@ class Repeats:
         return downsample(frame[None], REPEAT_FACTOR).reshape(-1)
 
     def lags(self, row: int, descriptor: np.ndarray) -> np.ndarray:
-        """Soft IoU of a descriptor with the row's remembered steps, the newest first (lag 1):
-        evaluate's ``soft_iou_matrix``, with the remembered steps' squared norms kept."""
+        """Soft IoU of a descriptor with the row's remembered steps, the newest first (lag 1)."""
+        from .evaluate.metrics import soft_iou_matrix
+
         count, store = self.count[row], self.store[row]
         if not count:
             return np.zeros(0, dtype=np.float32)
         filled = min(count, self.memory)
-        dots = store[:filled] @ descriptor
-        union = self.norms[row][:filled] + np.dot(descriptor, descriptor) - dots
-        with np.errstate(invalid="ignore", divide="ignore"):
-            similarity = np.where(union > 0, dots / np.maximum(union, 1e-12), 1.0).astype(np.float32)
+        similarity = soft_iou_matrix(descriptor[None], store[:filled], self.norms[row][:filled])[0]
         return similarity[(count - 1 - np.arange(filled)) % self.memory]  # newest first
 
     def similarity(self, row: int, lags: np.ndarray) -> float:
@@ -398,9 +403,7 @@ class WholeBody(DrawCheck):
     draw's frame goes into ``reuse`` (when given) for the video."""
 
     def __init__(self, dancer: "Dancer", reuse: dict | None = None):
-        steps_per_second = dancer.fps / dancer.motion.config.frame_stride
-        super().__init__(dancer.decode, Repeats(1, round(REPEAT_SECONDS * steps_per_second),
-                                                round(REPEAT_MEMORY_SECONDS * steps_per_second)))
+        super().__init__(dancer.decode, Repeats.for_rate(1, dancer.fps / dancer.motion.config.frame_stride))
         self.reuse = reuse
 
     def kept(self, key: bytes, frame: np.ndarray) -> None:

@@ -56,17 +56,21 @@ def downsample(frames: np.ndarray, factor: int) -> np.ndarray:
     return summed.astype(np.float32) * np.float32(1.0 / (factor * factor))
 
 
-def soft_iou_matrix(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+def soft_iou_matrix(first: np.ndarray, second: np.ndarray,
+                    second_norms: np.ndarray | None = None) -> np.ndarray:
     """Pairwise soft IoU (Tanimoto coefficient) of flattened frames.
 
     first: (n, features), second: (m, features), values in [0, 1]. Returns (n, m) float32
     ``a.b / (|a|^2 + |b|^2 - a.b)``, which is exactly IoU for binary vectors. Two empty frames are
-    identical, so their similarity is 1.
+    identical, so their similarity is 1. ``second_norms``: the (m,) squared norms of ``second``,
+    when the caller keeps them (a frame compared with the same many frames again and again).
     """
     first = np.asarray(first, dtype=np.float32)
     second = np.asarray(second, dtype=np.float32)
+    if second_norms is None:
+        second_norms = np.einsum("ij,ij->i", second, second)
     dots = first @ second.T
-    union = np.einsum("ij,ij->i", first, first)[:, None] + np.einsum("ij,ij->i", second, second)[None, :] - dots
+    union = np.einsum("ij,ij->i", first, first)[:, None] + second_norms[None, :] - dots
     with np.errstate(invalid="ignore", divide="ignore"):
         similarity = np.where(union > 0, dots / np.maximum(union, 1e-12), 1.0)
     return similarity.astype(np.float32, copy=False)

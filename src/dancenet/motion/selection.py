@@ -139,10 +139,9 @@ class RolloutJudge:
     def draw_check(self, rows: int):
         """The :class:`~dancenet.generate.DrawCheck` of a batch rollout of ``rows`` dances, as
         ``dancenet generate`` checks its draws (whole body, repeat guard)."""
-        from ..generate import REPEAT_MEMORY_SECONDS, REPEAT_SECONDS, DrawCheck, Repeats
+        from ..generate import DrawCheck, Repeats
 
-        return DrawCheck(self._decode, Repeats(rows, round(REPEAT_SECONDS * self.fps),
-                                               round(REPEAT_MEMORY_SECONDS * self.fps)))
+        return DrawCheck(self._decode, Repeats.for_rate(rows, self.fps))
 
     @torch.no_grad()
     def rollouts(self, model, scaler, retries: int = 0, samplings: list | None = None) -> torch.Tensor:

@@ -362,6 +362,89 @@ def test_generation_redraws_a_dance_that_replays_itself(run, monkeypatch):
     assert len(draws) == 45  # no stretch can repeat before 2 s: one draw per step
 
 
+def test_copy_measure_is_evaluates_memorisation():
+    """How closely a frame copies a training frame: evaluate's best-match IoU, the same number."""
+    from dancenet.copies import Copies
+    from dancenet.evaluate.metrics import best_match_iou
+    from dancenet.generate import Repeats
+
+    library, frames = blobs(50, 4), blobs(8, 5)
+    frames[3] = library[17]
+    copies = Copies.from_frames(library)
+    closest = [copies.closest(Repeats.describe(frame)) for frame in frames]
+    np.testing.assert_allclose(closest, best_match_iou(frames, library), rtol=1e-6)
+    assert closest[3] == pytest.approx(1.0) and max(closest[:3] + closest[4:]) < copies.threshold
+    assert Copies(np.zeros((0, 48))).closest(np.ones(48)) == 0.0  # no training frames: no copy
+
+
+def test_draws_that_copy_a_training_frame_are_drawn_again(monkeypatch):
+    """The copy guard: a draw whose frame copies a training frame scores as broken, the closer
+    the copy the worse; a new pose passes."""
+    import dancenet.generate
+    from dancenet.copies import Copies
+    from dancenet.generate import BROKEN_SHARE, DrawCheck
+
+    monkeypatch.setattr(dancenet.generate, "broken_share", lambda frame: 0.0)
+    bank = blobs(30, 6)
+    near = bank[2].copy()
+    near[:2, :2] = ~near[:2, :2]  # training frame 2 with a corner changed: still a copy
+    bank[20] = near
+    check = DrawCheck(lambda latents: bank[latents[:, 0].long().numpy()], copies=Copies.from_frames(bank[:10]))
+    scores = check(torch.tensor([[2.0, 0.0], [20.0, 0.0], [25.0, 0.0]]), torch.arange(3))
+    assert scores[0] > scores[1] > BROKEN_SHARE >= scores[2]
+    check.keep(torch.tensor([[2.0, 0.0], [20.0, 0.0], [25.0, 0.0]]))  # kept anyway if no better draw
+
+
+def test_motion_training_keeps_the_training_frames_generation_checks(run, tmp_path):
+    """`train motion` writes the decoded training frames (not the validation clip's) that the
+    copy guard compares with; a run without the file builds the same frames from its latents;
+    a file from another VAE is refused with its name."""
+    from dancenet.copies import library_path, load_copies
+
+    path = library_path(run, "motion")
+    with np.load(path) as data:
+        counts, clips = data["counts"], list(data["clips"])
+    metadata = json.loads((run / "motion.json").read_text())["metadata"]
+    held = set(metadata["val_clips"]) | set(metadata["test_clips"])
+    assert held and clips == [name for name in ("take0", "take1", "take2") if name not in held]
+    assert counts.shape == (60 * len(clips), HEIGHT // 4, WIDTH // 4)
+    dancer = dancenet.load(run)
+    assert len(dancer.copies) == 60 * len(clips)
+    # the dancer's own decoded training frames match themselves: every one is a copy
+    latents = np.load(run / "latents.npz")
+    first = int(latents["clip_starts"][list(latents["clip_names"]).index(clips[0])])
+    frame = dancer.decode(torch.from_numpy(latents["mean"][first:first + 1]))[0]
+    assert dancer.copies.closest(dancenet.generate.Repeats.describe(frame)) == pytest.approx(1.0)
+    bare = tmp_path / "bare"
+    shutil.copytree(run, bare, ignore=shutil.ignore_patterns("*.library.npz", "*-train"))
+    rebuilt = load_copies(bare, "motion", dancer.metadata, dancer.vae.vae_hash, dancer.decode)
+    np.testing.assert_array_equal(rebuilt.library, dancer.copies.library)
+    assert not list(bare.glob("*.library.npz"))  # nothing written into the run
+    with pytest.raises(DancenetError, match="another VAE"):
+        load_copies(run, "motion", dancer.metadata, "0" * 64, dancer.decode)
+
+
+def test_generation_redraws_draws_that_copy_training_frames(run, monkeypatch):
+    """With a plain dance's own frames as the training frames, the guarded dance of the same seed
+    draws again and copies far fewer of them."""
+    from dancenet.copies import Copies
+    from dancenet.evaluate.metrics import best_match_iou
+
+    monkeypatch.setattr(dancenet.generate, "broken_share", lambda frame: 0.0)
+    dancer = dancenet.load(run)
+    dancer.retries = 0
+    plain = dancer.generate(seconds=2, seed=2)
+    dancer._copies[:] = [Copies.from_frames(plain)]
+    dancer.retries = 3
+    draws = []
+    decode = dancer.decode
+    monkeypatch.setattr(dancer, "decode", lambda latents: draws.append(len(latents)) or decode(latents))
+    guarded = dancer.generate(seconds=2, seed=2)
+    assert len(draws) > 60 + 20  # 60 steps and many redraws
+    copied = lambda frames: float((best_match_iou(frames, plain) >= 0.95).mean())
+    assert copied(plain) == 1.0 and copied(guarded) < 0.5
+
+
 def test_retries_option_sets_the_redraws(run, tmp_path, monkeypatch):
     judged = []
     original = dancenet.generate.WholeBody.__call__
@@ -523,6 +606,7 @@ def test_without_run_the_bundled_model_is_used(tmp_path):
     assert (frames.reshape(len(frames), -1) > 0).mean(axis=1).min() > 0.01
     assert (frames[1:] != frames[:-1]).mean() > 0.001
     assert dancer.temperatures(None, None) == (1.0, 0.75)
+    assert len(dancer.copies) == 4000  # its training frames ship with it, decoded by its VAE
 
 
 def test_a_missing_bundled_model_is_named(tmp_path, monkeypatch, capsys):

@@ -29,6 +29,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from .copies import FACTOR as COPY_FACTOR
 from .errors import DancenetError, input_error
 from .latents import LATENTS_FILE, PRIME_FILE, load_latents
 from .runtime import torch_threads
@@ -49,7 +50,7 @@ REDRAW_GRACE = 30  # redrawn rows a rollout may take before the budget of one pe
 # measure) is drawn again too; repeats are looked for in the last REPEAT_MEMORY_SECONDS.
 REPEAT_SECONDS = 1.0
 REPEAT_MEMORY_SECONDS = 60.0
-REPEAT_FACTOR = 4  # evaluate's loop measure compares frames at 1/4 resolution
+REPEAT_FACTOR = COPY_FACTOR  # evaluate's loop measure compares frames at 1/4 resolution, as the copy guard
 
 
 BUNDLED_DIRECTORY = Path(__file__).parent / "pretrained" / "salsa"
@@ -340,21 +341,32 @@ class Repeats:
         self.similar[row].append(lags)
 
 
+def _guarded(fault: float, similarity: float, threshold: float) -> float:
+    """A draw's fault once a guard found it ``similarity`` close to what it must not repeat: above
+    ``BROKEN_SHARE`` from ``threshold`` on, the more the closer, so the least close is kept."""
+    if similarity < threshold:
+        return fault
+    return max(fault, BROKEN_SHARE + 1e-6 + similarity - threshold)
+
+
 class DrawCheck:
     """Scores the draws of one rollout for whole-body sampling (``broken`` of :func:`next_step`,
     which calls :meth:`keep` at the end of each step): ``decode`` (raw latents (n, L) -> frames
     (n, H, W)) each draw and score it by :func:`broken_share`; with ``repeats`` (a
     :class:`Repeats` of the rollout's rows), a draw that would repeat an earlier stretch of its
     dance scores above ``BROKEN_SHARE`` too, the more so the closer the repeat, so it is drawn
-    again and a broken limb still counts against a repeat.
+    again and a broken limb still counts against a repeat; with ``copies`` (a
+    :class:`~dancenet.copies.Copies` of the training frames), so does a draw whose frame copies a
+    training frame (the copy guard).
 
     Within a budget: beyond ``REDRAW_GRACE`` redrawn rows, a rollout redraws at most as many rows
     as it has taken steps, so a model whose frames mostly come apart (an undertrained one) checks
     at most about twice as many frames as it dances instead of ``retries + 1`` times as many. A
     redraw over budget scores infinite (never kept) without being decoded."""
 
-    def __init__(self, decode: Callable[[torch.Tensor], np.ndarray], repeats: Repeats | None = None):
-        self.decode, self.repeats = decode, repeats
+    def __init__(self, decode: Callable[[torch.Tensor], np.ndarray], repeats: Repeats | None = None,
+                 copies=None):
+        self.decode, self.repeats, self.copies = decode, repeats, copies
         self.first, self.steps, self.redraws = True, 0, 0
         self.pending = {}  # (row, latents' bytes) -> (frame, descriptor, lags) of this step's draws
 
@@ -373,12 +385,13 @@ class DrawCheck:
         frames, scores = self.decode(latents), []
         for frame, row, values in zip(frames, rows.tolist(), latents.cpu().numpy()):
             fault, descriptor, lags = broken_share(frame), None, None
+            if self.repeats is not None or self.copies is not None:
+                descriptor = Repeats.describe(frame)
             if self.repeats is not None:
-                descriptor = self.repeats.describe(frame)
                 lags = self.repeats.lags(row, descriptor)
-                similarity = self.repeats.similarity(row, lags)
-                if similarity >= self.repeats.threshold:
-                    fault = max(fault, BROKEN_SHARE + 1e-6 + similarity - self.repeats.threshold)
+                fault = _guarded(fault, self.repeats.similarity(row, lags), self.repeats.threshold)
+            if self.copies is not None:
+                fault = _guarded(fault, self.copies.closest(descriptor), self.copies.threshold)
             self.pending[row, values.tobytes()] = (frame, descriptor, lags)
             scores.append(fault)
         return torch.tensor(scores, dtype=torch.float64)
@@ -399,11 +412,13 @@ class DrawCheck:
 
 
 class WholeBody(DrawCheck):
-    """The check of one rollout of :class:`Dancer` (batch 1), with the repeat guard: the kept
-    draw's frame goes into ``reuse`` (when given) for the video."""
+    """The check of one rollout of :class:`Dancer` (batch 1), with the repeat guard and, when the
+    run has training frames to compare with, the copy guard: the kept draw's frame goes into
+    ``reuse`` (when given) for the video."""
 
     def __init__(self, dancer: "Dancer", reuse: dict | None = None):
-        super().__init__(dancer.decode, Repeats.for_rate(1, dancer.fps / dancer.motion.config.frame_stride))
+        super().__init__(dancer.decode, Repeats.for_rate(1, dancer.fps / dancer.motion.config.frame_stride),
+                         dancer.copies)
         self.reuse = reuse
 
     def kept(self, key: bytes, frame: np.ndarray) -> None:
@@ -420,13 +435,15 @@ class Dancer:
     motion.json; 0 for models that have none), which a caller may set (``--noise-correlation``).
     retries: how many times a step whose frame breaks apart is drawn again (whole-body sampling,
     ``RETRIES``; 0 for the dancenet-2018 preset, which keeps the 2018 sampler); a caller may set it
-    (``--retries``).
+    (``--retries``). name: the motion model's name in ``directory`` (its training frames, for the
+    copy guard, are ``NAME.library.npz``).
     """
 
     def __init__(self, vae, motion, scaler, metadata: dict, directory: Path,
-                 device: torch.device):
+                 device: torch.device, name: str = "motion"):
         self.vae, self.motion, self.scaler, self.metadata = vae, motion, scaler, metadata
-        self.directory, self.device = directory, device
+        self.directory, self.device, self.name = directory, device, name
+        self._copies: list = []  # the copy guard's training frames, once loaded ([Copies or None])
         self.height, self.width = int(vae.config.height), int(vae.config.width)
         self.fps = float(metadata.get("fps", 30.0))
         self.preset = metadata.get("preset", motion.config.preset)
@@ -443,6 +460,18 @@ class Dancer:
         if sigma_temperature is None:
             sigma_temperature = float(recommended.get("sigma_temperature", 1.0))
         return temperature, sigma_temperature
+
+    @property
+    def copies(self):
+        """The training frames the copy guard keeps dances from replaying (a
+        :class:`~dancenet.copies.Copies`), loaded on first use; None for a run with none
+        (neither ``NAME.library.npz`` nor ``latents.npz``)."""
+        if not self._copies:
+            from .copies import load_copies
+
+            self._copies.append(load_copies(self.directory, self.name, self.metadata,
+                                            self.vae.vae_hash, self.decode))
+        return self._copies[0]
 
     def frame_count(self, seconds: float) -> int:
         return max(1, round(seconds * self.fps))
@@ -640,4 +669,4 @@ def load(run: str | os.PathLike | None = None, device: str | torch.device = "cpu
                           f"encode again and retrain with `dancenet train motion {directory}`")
     if motion.config.latent_size != vae.config.latent_size:
         raise input_error(directory / f"{motion_name}.json", "latent size differs from the VAE's")
-    return Dancer(vae, motion, scaler, metadata, directory, device)
+    return Dancer(vae, motion, scaler, metadata, directory, device, motion_name)

@@ -154,7 +154,7 @@ def _write_json(path: Path, values: dict) -> None:
 # replaces a folder of these alone, never one with a user's own files in it.
 RUN_ENTRIES = frozenset({STATE_FILE, PROGRESS_FILE, PREVIEW_FILE, DATASET_DIRECTORY,
                          REPORT_DIRECTORY, ".prepared", "latents.npz", "vae.json", "vae.safetensors",
-                         "vae-train", "motion.json", "motion.safetensors", "motion-train"})
+                         "vae-train", "motion.json", "motion.safetensors", "motion.library.npz", "motion-train"})
 
 
 def _run_entry(name: str) -> bool:

@@ -25,10 +25,10 @@ often); --sigma-temperature scales each component's spread (lower = smoother, le
 and repeated moves, a few more broken limbs). A model trained with rollout checks recommends
 its spread and correlation; a given value overrides it.
 
-whole bodies, no replays: a frame whose body comes apart (pieces away from the dancer), or one
-that would make the last second replay an earlier second of the dance (a loop), is drawn again,
-up to --retries times (default 7); --retries 0 keeps every draw, as dancenet-2018 models do by
-default.
+whole bodies, no replays: a frame whose body comes apart (pieces away from the dancer), one
+that would make the last second replay an earlier second of the dance (a loop), or one that
+copies a frame of the training footage, is drawn again, up to --retries times (default 7);
+--retries 0 keeps every draw, as dancenet-2018 models do by default.
 The same seed and options give the same file, byte for byte.
 """
 
@@ -74,8 +74,8 @@ def register(commands, train_commands, common) -> None:
 def add_retries_argument(parser) -> None:
     """``--retries`` (whole-body sampling), shared by generate and evaluate."""
     parser.add_argument("--retries", type=int, default=None, metavar="N",
-                        help="draw a frame whose body comes apart, or that replays an earlier second "
-                             "of the dance, again, up to N times (default 7; "
+                        help="draw a frame whose body comes apart, that replays an earlier second "
+                             "of the dance or that copies a training frame, again, up to N times (default 7; "
                              "0: keep every draw, 1.8x faster; dancenet-2018 models default to 0)")
 
 

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..copies import Copies
 from ..errors import DancenetError
 from .batches import check_clip_names, unquoted_name_hint
 
@@ -126,6 +127,7 @@ class RolloutJudge:
         pick = train_rows[np.linspace(0, len(train_rows) - 1, min(LIBRARY_FRAMES, len(train_rows)))
                           .round().astype(np.int64)]
         library = self._decode(mean[torch.from_numpy(pick)])
+        self.copies = Copies.from_frames(library)  # the copy guard of redraws, as generate's
         self.settings = suite.MetricSettings()
         self.levels = suite.levels_from_frames(clips, library, True, fps, self.settings, FeatureConfig(),
                                                self.scored)
@@ -138,10 +140,10 @@ class RolloutJudge:
 
     def draw_check(self, rows: int):
         """The :class:`~dancenet.generate.DrawCheck` of a batch rollout of ``rows`` dances, as
-        ``dancenet generate`` checks its draws (whole body, repeat guard)."""
+        ``dancenet generate`` checks its draws (whole body, repeat and copy guards)."""
         from ..generate import DrawCheck, Repeats
 
-        return DrawCheck(self._decode, Repeats.for_rate(rows, self.fps))
+        return DrawCheck(self._decode, Repeats.for_rate(rows, self.fps), self.copies)
 
     @torch.no_grad()
     def rollouts(self, model, scaler, retries: int = 0, samplings: list | None = None) -> torch.Tensor:

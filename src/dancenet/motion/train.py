@@ -221,7 +221,7 @@ class MotionStage(Stage):
             val_nll, weights, exported_epoch = best["val_nll"], best["model"], best["epoch"]
         scores = best["scores"] if weights is not None else None
         sampling = self._sampling_with_redraws(weights) if scores is not None and final else None
-        save_motion(run, self.averaged, self.scaler, {
+        metadata = {
             "vae_hash": latents.vae_hash, "dataset_hash": latents.dataset_hash, "fps": self.fps,
             **_frame_size(run), "training": to_dict(training), **summary,
             "exported_epoch": exported_epoch, "val_nll_nats_per_frame": val_nll,
@@ -233,8 +233,29 @@ class MotionStage(Stage):
             "selection": {"by": training.select if weights is not None else "last epoch",
                           "scores": scores, "sampling_retries": training.select_retries if sampling else 0,
                           "sampling_scores": sampling},
-            "start_latents": self.starts},
-            name=self.name, state_dict=weights)
+            "start_latents": self.starts}
+        save_motion(run, self.averaged, self.scaler, metadata, name=self.name, state_dict=weights)
+        if final:
+            self._write_library(run, metadata)
+
+    def _write_library(self, run: Path, metadata: dict) -> None:
+        """The training frames the copy guard compares dances with (``NAME.library.npz``,
+        :mod:`dancenet.copies`), decoded by the run's VAE; nothing for a run without one."""
+        from ..copies import write_library
+
+        if self.judge is not None:
+            decode = self.judge._decode
+        elif (run / "vae.json").is_file():
+            from ..vae.encode import load as load_vae
+
+            vae = load_vae(run, self.device)
+
+            @torch.no_grad()
+            def decode(latents: torch.Tensor):
+                return (vae.decode(latents.to(self.device)) > 0.5).cpu().numpy()
+        else:
+            return
+        write_library(run, self.name, metadata, decode)
 
 
     @property

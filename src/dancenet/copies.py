@@ -1,0 +1,147 @@
+"""The copy guard's training frames: a dance should make new poses, not replay its footage.
+
+Generation redraws a step whose frame matches one of the frames the model learnt from at
+``evaluate``'s copied-frame IoU (docs/motion.md, "The copy guard"). Those frames are the run's
+training latents decoded by its VAE: a generated frame is a decoded latent too, so a replayed
+training pose matches its decoded twin almost exactly, whatever the VAE blurs.
+
+``RUN/NAME.library.npz`` (written when motion training exports ``NAME``; the bundle ships
+``motion.library.npz``) keeps up to ``LIBRARY_FRAMES`` of them, spread evenly over the training
+clips (neither the model's validation clips nor its test clips), at 1/``FACTOR`` resolution as
+uint8 counts of dancer pixels per block: ``counts`` (n, rows, columns), ``factor``, ``vae_hash``,
+``clips`` (the clips they come from). A run without the file builds the same frames in memory from
+its ``latents.npz`` when it first generates (a few seconds).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .errors import input_error
+
+LIBRARY_FRAMES = 4000  # as many as evaluate's memorisation compares with
+FACTOR = 4  # evaluate compares frames at 1/4 resolution
+LIBRARY_SUFFIX = ".library.npz"
+DECODE_BATCH = 256
+
+
+def library_path(run: str | os.PathLike, name: str) -> Path:
+    """Where the training frames of motion model ``name`` live in ``run``."""
+    return Path(run) / f"{name}{LIBRARY_SUFFIX}"
+
+
+class Copies:
+    """Training frames, to tell how closely a frame copies one of them: the best soft IoU at
+    1/``FACTOR`` resolution (``evaluate``'s memorisation measure); a frame at ``threshold``
+    (``evaluate``'s copied-frame IoU) or above is a copy."""
+
+    def __init__(self, descriptors: np.ndarray):
+        from .evaluate.suite import MetricSettings
+
+        self.library = np.ascontiguousarray(descriptors, dtype=np.float32)
+        self.norms = np.einsum("ij,ij->i", self.library, self.library)
+        self.threshold = MetricSettings().copied_iou
+
+    @classmethod
+    def from_frames(cls, frames: np.ndarray) -> "Copies":
+        """Training frames (n, H, W), binary or 0/255."""
+        from .evaluate.metrics import downsample
+
+        return cls(downsample(frames, FACTOR).reshape(len(frames), -1))
+
+    def __len__(self) -> int:
+        return len(self.library)
+
+    def closest(self, descriptor: np.ndarray) -> float:
+        """A frame's descriptor (its flat 1/``FACTOR`` downsample) -> the best soft IoU with
+        any training frame (0 without any)."""
+        from .evaluate.metrics import soft_iou_matrix
+
+        if not len(self.library):
+            return 0.0
+        return float(soft_iou_matrix(descriptor[None], self.library, self.norms).max())
+
+
+def training_rows(latents, excluded: set[str], limit: int = LIBRARY_FRAMES) -> tuple[np.ndarray, list[str]]:
+    """Rows of ``latents`` (a :class:`~dancenet.latents.Latents`) in clips not named in
+    ``excluded``, at most ``limit`` spread evenly -> (rows, the clips they come from)."""
+    names = [name for name in latents.clip_names if name not in excluded]
+    ranges = [latents.clip_rows(name) for name in names]
+    rows = np.concatenate([np.arange(start, stop) for start, stop in ranges] or [np.zeros(0, np.int64)])
+    if len(rows) > limit:
+        rows = rows[np.linspace(0, len(rows) - 1, limit).round().astype(np.int64)]
+    return rows.astype(np.int64), names
+
+
+def decode_counts(mean: np.ndarray, decode: Callable[[torch.Tensor], np.ndarray]) -> np.ndarray:
+    """Raw latents (n, L) -> their decoded frames as uint8 block counts (n, rows, columns)."""
+    from .evaluate.metrics import downsample
+
+    pieces = []
+    for first in range(0, len(mean), DECODE_BATCH):
+        frames = decode(torch.from_numpy(np.ascontiguousarray(mean[first:first + DECODE_BATCH], np.float32)))
+        pieces.append(np.rint(downsample(frames, FACTOR) * FACTOR * FACTOR).astype(np.uint8))
+    return np.concatenate(pieces) if pieces else np.zeros((0, 1, 1), np.uint8)
+
+
+def metadata_excluded(metadata: dict) -> set[str]:
+    """The clips a motion model did not learn from: its validation and test clips."""
+    return {str(name) for key in ("val_clips", "test_clips") for name in (metadata.get(key) or [])}
+
+
+def write_library(run: str | os.PathLike, name: str, metadata: dict,
+                  decode: Callable[[torch.Tensor], np.ndarray],
+                  out: str | os.PathLike | None = None) -> Path | None:
+    """Decode the training frames of motion model ``name`` (``metadata``: its motion.json
+    metadata) from ``RUN/latents.npz`` and write ``RUN/NAME.library.npz`` (or ``out``, e.g. a
+    bundle being made) atomically -> the path, or None for a run without latents."""
+    from .atomic import atomic_file
+    from .latents import LATENTS_FILE, load_latents
+
+    source = Path(run) / LATENTS_FILE
+    if not source.is_file():
+        return None
+    latents = load_latents(source)
+    rows, clips = training_rows(latents, metadata_excluded(metadata))
+    counts = decode_counts(latents.mean[rows], decode)
+    path = library_path(run, name) if out is None else Path(out)
+    with atomic_file(path) as temporary:
+        with open(temporary, "wb") as handle:
+            np.savez_compressed(handle, counts=counts, factor=np.int64(FACTOR),
+                                vae_hash=np.array(latents.vae_hash), clips=np.array(clips))
+    return path
+
+
+def load_copies(run: str | os.PathLike, name: str, metadata: dict, vae_hash: str,
+                decode: Callable[[torch.Tensor], np.ndarray]) -> Copies | None:
+    """The copy guard's training frames for motion model ``name`` of ``run``: from
+    ``NAME.library.npz``, else decoded from ``latents.npz`` (not written back: generating never
+    writes into a run), else None (nothing to compare with: no copy guard)."""
+    from .latents import LATENTS_FILE, load_latents
+
+    path = library_path(run, name)
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                counts, factor, saved_hash = data["counts"], int(data["factor"]), str(data["vae_hash"])
+        except (OSError, ValueError, KeyError) as error:
+            raise input_error(path, f"cannot be read as training frames ({error})") from None
+        if factor != FACTOR or counts.ndim != 3:
+            raise input_error(path, f"holds frames at 1/{factor} resolution; dancenet needs 1/{FACTOR}")
+        if saved_hash != vae_hash:
+            raise input_error(path, "was decoded with another VAE than this run's; retrain the motion model")
+        return Copies(counts.reshape(len(counts), -1).astype(np.float32) / (FACTOR * FACTOR))
+    source = Path(run) / LATENTS_FILE
+    if not source.is_file():
+        return None
+    latents = load_latents(source)
+    if latents.vae_hash != vae_hash:
+        return None  # latents of another VAE: encode again (priming says so); no guard meanwhile
+    rows, _ = training_rows(latents, metadata_excluded(metadata))
+    counts = decode_counts(latents.mean[rows], decode)
+    return Copies(counts.reshape(len(counts), -1).astype(np.float32) / (FACTOR * FACTOR))

@@ -6,8 +6,8 @@ training latents decoded by its VAE: a generated frame is a decoded latent too, 
 training pose matches its decoded twin almost exactly, whatever the VAE blurs.
 
 ``RUN/NAME.library.npz`` (written when motion training exports ``NAME``; the bundle ships
-``motion.library.npz``) keeps up to ``LIBRARY_FRAMES`` of them, spread evenly over the training
-clips (neither the model's validation clips nor its test clips), at 1/``FACTOR`` resolution as
+``motion.library.npz``) keeps up to ``LIBRARY_FRAMES`` of them, spread evenly over every clip but
+those held out to test the model (:func:`held_out_clips`), at 1/``FACTOR`` resolution as
 uint8 counts of dancer pixels per block: ``counts`` (n, rows, columns), ``factor``, ``vae_hash``,
 ``clips`` (the clips they come from). A run without the file builds the same frames in memory from
 its ``latents.npz`` when it first generates (a few seconds).
@@ -89,9 +89,16 @@ def decode_counts(mean: np.ndarray, decode: Callable[[torch.Tensor], np.ndarray]
     return np.concatenate(pieces) if pieces else np.zeros((0, 1, 1), np.uint8)
 
 
-def metadata_excluded(metadata: dict) -> set[str]:
-    """The clips a motion model did not learn from: its validation and test clips."""
-    return {str(name) for key in ("val_clips", "test_clips") for name in (metadata.get(key) or [])}
+def held_out_clips(metadata: dict) -> set[str]:
+    """The clips a motion model (``metadata``: its motion.json metadata) held out to test it, as
+    ``evaluate`` takes them: its ``test_clips``, else (a model from before test clips) its
+    ``val_clips``. Every other clip is footage a dance should not replay, the validation clips
+    that chose the model's epoch among them."""
+    for key in ("test_clips", "val_clips"):
+        names = metadata.get(key)
+        if names and isinstance(names, list):
+            return {str(name) for name in names}
+    return set()
 
 
 def write_library(run: str | os.PathLike, name: str, metadata: dict,
@@ -107,7 +114,7 @@ def write_library(run: str | os.PathLike, name: str, metadata: dict,
     if not source.is_file():
         return None
     latents = load_latents(source)
-    rows, clips = training_rows(latents, metadata_excluded(metadata))
+    rows, clips = training_rows(latents, held_out_clips(metadata))
     counts = decode_counts(latents.mean[rows], decode)
     path = library_path(run, name) if out is None else Path(out)
     with atomic_file(path) as temporary:
@@ -142,6 +149,6 @@ def load_copies(run: str | os.PathLike, name: str, metadata: dict, vae_hash: str
     latents = load_latents(source)
     if latents.vae_hash != vae_hash:
         return None  # latents of another VAE: encode again (priming says so); no guard meanwhile
-    rows, _ = training_rows(latents, metadata_excluded(metadata))
+    rows, _ = training_rows(latents, held_out_clips(metadata))
     counts = decode_counts(latents.mean[rows], decode)
     return Copies(counts.reshape(len(counts), -1).astype(np.float32) / (FACTOR * FACTOR))

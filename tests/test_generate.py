@@ -375,6 +375,11 @@ def test_copy_measure_is_evaluates_memorisation():
     np.testing.assert_allclose(closest, best_match_iou(frames, library), rtol=1e-6)
     assert closest[3] == pytest.approx(1.0) and max(closest[:3] + closest[4:]) < copies.threshold
     assert Copies(np.zeros((0, 48))).closest(np.ones(48)) == 0.0  # no training frames: no copy
+    empty = np.zeros_like(library[:2])
+    empty[1, 0, 0] = True
+    # an empty frame copies only an empty training frame, as evaluate counts it
+    assert Copies.from_frames(empty).closest(np.zeros(48, np.float32)) == 1.0
+    assert Copies.from_frames(empty[1:]).closest(np.zeros(48, np.float32)) == 0.0
 
 
 def test_draws_that_copy_a_training_frame_are_drawn_again(monkeypatch):
@@ -419,7 +424,7 @@ def test_motion_training_keeps_the_training_frames_generation_checks(run, tmp_pa
     bare = tmp_path / "bare"
     shutil.copytree(run, bare, ignore=shutil.ignore_patterns("*.library.npz", "*-train"))
     rebuilt = load_copies(bare, "motion", dancer.metadata, dancer.vae.vae_hash, dancer.decode)
-    np.testing.assert_array_equal(rebuilt.library, dancer.copies.library)
+    np.testing.assert_array_equal(rebuilt.features, dancer.copies.features)
     assert not list(bare.glob("*.library.npz"))  # nothing written into the run
     with pytest.raises(DancenetError, match="another VAE"):
         load_copies(run, "motion", dancer.metadata, "0" * 64, dancer.decode)
@@ -691,6 +696,16 @@ def test_bundle_tool_packs_a_run_that_generates(run, tmp_path):
         assert value.dtype == torch.float16 and torch.allclose(value.float(), original[key], atol=1e-2)
     prime = np.load(out / "prime.npz")
     assert (prime["clip_stops"] - prime["clip_starts"]).max() == 15  # 0.5 s at 30 fps
+    # the copy guard's training frames, copied from the run or decoded for a run from before them
+    assert (out / "motion.library.npz").read_bytes() == (run / "motion.library.npz").read_bytes()
+    older = tmp_path / "older"
+    shutil.copytree(run, older, ignore=shutil.ignore_patterns("*.library.npz", "*-train"))
+    done = subprocess.run([sys.executable, tool, str(older), "--out", str(tmp_path / "b2")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    with np.load(tmp_path / "b2" / "motion.library.npz") as made, np.load(run / "motion.library.npz") as kept:
+        np.testing.assert_array_equal(made["counts"], kept["counts"])
+    assert not list(older.glob("*.library.npz"))
     assert generate(out, tmp_path / "out.mp4", "--seconds", "1", "--prime", "take1") == 0
     frames, _ = read_video(tmp_path / "out.mp4")
     assert len(frames) == 30

@@ -4,8 +4,10 @@
 
 Writes OUT/vae.safetensors + vae.json (copied byte for byte: the motion model records the VAE's
 sha256), OUT/motion.safetensors (weights in float16: half the size, rollouts indistinguishable)
-+ motion.json, and OUT/prime.npz (the first seconds of each clip's latents, for --prime). Every
-file is written to a temporary name and renamed (dancenet.atomic).
++ motion.json, OUT/prime.npz (the first seconds of each clip's latents, for --prime) and
+OUT/motion.library.npz (the training frames of the copy guard: RUN/NAME.library.npz, or decoded
+from RUN/latents.npz for a run trained before it). Every file is written to a temporary name and
+renamed (dancenet.atomic).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ def main() -> int:
 def bundle(args) -> int:
     from dancenet.atomic import atomic_file
     from dancenet.checkpoint import load_pretrained, save_pretrained
+    from dancenet.copies import library_path, write_library
+    from dancenet.generate import load
     from dancenet.latents import write_prime_file
 
     for name in ("vae.safetensors", "vae.json", f"{args.motion}.safetensors", f"{args.motion}.json",
@@ -53,6 +57,13 @@ def bundle(args) -> int:
                     {key: value.half() if value.is_floating_point() else value
                      for key, value in motion.state_dict.items()}, motion.config, motion.metadata)
     write_prime_file(args.run, args.out / "prime.npz", seconds=args.prime_seconds)
+    library = library_path(args.run, args.motion)
+    if library.is_file():
+        with atomic_file(library_path(args.out, "motion")) as temporary:
+            shutil.copyfile(library, temporary)
+    else:
+        dancer = load(args.run, motion_name=args.motion)
+        write_library(args.run, args.motion, dancer.metadata, dancer.decode, library_path(args.out, "motion"))
     total = sum(path.stat().st_size for path in args.out.iterdir())
     print(f"bundled {args.run} into {args.out}: {total / 2 ** 20:.1f} MB")
     return 0

@@ -76,7 +76,7 @@ def add_retries_argument(parser) -> None:
     parser.add_argument("--retries", type=int, default=None, metavar="N",
                         help="draw a frame whose body comes apart, that replays an earlier second "
                              "of the dance or that copies a training frame, again, up to N times (default 7; "
-                             "0: keep every draw, 1.8x faster; dancenet-2018 models default to 0)")
+                             "0: keep every draw, 2x faster; dancenet-2018 models default to 0)")
 
 
 def run_generate(args) -> int:

@@ -400,7 +400,7 @@ def test_draws_that_copy_a_training_frame_are_drawn_again(monkeypatch):
     check.keep(torch.tensor([[2.0, 0.0], [20.0, 0.0], [25.0, 0.0]]))  # kept anyway if no better draw
 
 
-def test_motion_training_keeps_the_training_frames_generation_checks(run, tmp_path):
+def test_motion_training_keeps_the_training_frames_generation_checks(run, tmp_path, capsys):
     """`train motion` writes the decoded frames of its footage (not of its test clip) that the
     copy guard compares with; a run without the file builds the same frames from its latents;
     a file from another VAE is refused with its name."""
@@ -428,6 +428,11 @@ def test_motion_training_keeps_the_training_frames_generation_checks(run, tmp_pa
     assert not list(bare.glob("*.library.npz"))  # nothing written into the run
     with pytest.raises(DancenetError, match="another VAE"):
         load_copies(run, "motion", dancer.metadata, "0" * 64, dancer.decode)
+    (bare / "motion.library.npz").write_bytes(b"not frames")
+    assert generate(bare, tmp_path / "out.mp4", "--seconds", "1") == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "motion.library.npz: is not a file of training frames" in error
+    assert not (tmp_path / "out.mp4").exists()
 
 
 def test_generation_redraws_draws_that_copy_training_frames(run, monkeypatch):

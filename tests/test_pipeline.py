@@ -89,6 +89,7 @@ def test_interrupt_then_resume_finishes_the_run(tmp_path, short_pipeline, capsys
     motion = json.loads((run / "motion.json").read_text())
     assert motion["metadata"]["val_clips"], "the cut pieces give the motion model a held-out piece"
     assert motion["config"]["frame_stride"] == 2, "8 s of dance: a short dataset's stride"
+    assert (run / "motion.library.npz").is_file(), "the copy guard's training frames"
     assert (source / "frames.bin").read_bytes() == before  # the input is never modified
 
     from dancenet.app import list_runs, report_html, report_summary

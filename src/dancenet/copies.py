@@ -145,8 +145,9 @@ def load_copies(run: str | os.PathLike, name: str, metadata: dict, vae_hash: str
         try:
             with np.load(path, allow_pickle=False) as data:
                 counts, factor, saved_hash = data["counts"], int(data["factor"]), str(data["vae_hash"])
-        except (OSError, ValueError, KeyError) as error:
-            raise input_error(path, f"cannot be read as training frames ({error})") from None
+        except (OSError, ValueError, KeyError, EOFError):
+            raise input_error(path, "is not a file of training frames written by dancenet; "
+                                    "delete it or train the motion model again") from None
         if factor != FACTOR or counts.ndim != 3:
             raise input_error(path, f"holds frames at 1/{factor} resolution; dancenet needs 1/{FACTOR}")
         if saved_hash != vae_hash:

@@ -5,9 +5,8 @@
 Writes OUT/vae.safetensors + vae.json (copied byte for byte: the motion model records the VAE's
 sha256), OUT/motion.safetensors (weights in float16: half the size, rollouts indistinguishable)
 + motion.json, OUT/prime.npz (the first seconds of each clip's latents, for --prime) and
-OUT/motion.library.npz (the training frames of the copy guard: RUN/NAME.library.npz, or decoded
-from RUN/latents.npz for a run trained before it). Every file is written to a temporary name and
-renamed (dancenet.atomic).
+OUT/motion.library.npz (the copy guard's training frames, decoded from RUN/latents.npz by the
+VAE). Every file is written to a temporary name and renamed (dancenet.atomic).
 """
 
 from __future__ import annotations
@@ -50,6 +49,7 @@ def bundle(args) -> int:
             print(f"tools/bundle.py: error: {args.run / name} is missing", file=sys.stderr)
             return 2
     motion = load_pretrained(args.run, args.motion, "motion")  # a bad motion model: nothing written
+    dancer = load(args.run, motion_name=args.motion)  # nor a VAE and motion model that do not match
     for name in ("vae.safetensors", "vae.json"):
         with atomic_file(args.out / name) as temporary:
             shutil.copyfile(args.run / name, temporary)
@@ -57,13 +57,7 @@ def bundle(args) -> int:
                     {key: value.half() if value.is_floating_point() else value
                      for key, value in motion.state_dict.items()}, motion.config, motion.metadata)
     write_prime_file(args.run, args.out / "prime.npz", seconds=args.prime_seconds)
-    library = library_path(args.run, args.motion)
-    if library.is_file():
-        with atomic_file(library_path(args.out, "motion")) as temporary:
-            shutil.copyfile(library, temporary)
-    else:
-        dancer = load(args.run, motion_name=args.motion)
-        write_library(args.run, args.motion, dancer.metadata, dancer.decode, library_path(args.out, "motion"))
+    write_library(args.run, args.motion, dancer.decode, dancer.decode_chunk, library_path(args.out, "motion"))
     total = sum(path.stat().st_size for path in args.out.iterdir())
     print(f"bundled {args.run} into {args.out}: {total / 2 ** 20:.1f} MB")
     return 0

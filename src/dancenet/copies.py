@@ -8,9 +8,10 @@ training pose matches its decoded twin almost exactly, whatever the VAE blurs.
 ``RUN/NAME.library.npz`` (written when motion training exports ``NAME``; the bundle ships
 ``motion.library.npz``) keeps up to ``LIBRARY_FRAMES`` of them, spread evenly over every clip but
 those held out to test the model (:func:`held_out_clips`), at 1/``FACTOR`` resolution as
-uint8 counts of dancer pixels per block: ``counts`` (n, rows, columns), ``factor``, ``vae_hash``,
-``clips`` (the clips they come from). A run without the file builds the same frames in memory from
-its ``latents.npz`` when it first generates (a few seconds).
+uint8 counts of dancer pixels per block: ``counts`` (n, rows, columns), ``factor``, and what they
+were made from: ``vae_hash``, ``dataset_hash``, ``held_out`` (the test clips left out), ``clips``.
+A run without the file, or with a stale one, builds the same frames in memory from its
+``latents.npz`` when it first generates (a few seconds).
 """
 
 from __future__ import annotations
@@ -87,78 +88,102 @@ def training_rows(latents, excluded: set[str], limit: int = LIBRARY_FRAMES) -> t
     return rows.astype(np.int64), names
 
 
-def decode_counts(mean: np.ndarray, decode: Callable[[torch.Tensor], np.ndarray]) -> np.ndarray:
-    """Raw latents (n, L) -> their decoded frames as uint8 block counts (n, rows, columns)."""
+def decode_counts(mean: np.ndarray, decode: Callable[[torch.Tensor], np.ndarray],
+                  batch: int = DECODE_BATCH) -> np.ndarray:
+    """Raw latents (n, L) -> their decoded frames as uint8 block counts (n, rows, columns), decoded
+    ``batch`` frames at a time (a VAE's ``inference_batch_size`` bounds its memory)."""
     from .evaluate.metrics import downsample
 
     pieces = []
-    for first in range(0, len(mean), DECODE_BATCH):
-        frames = decode(torch.from_numpy(np.ascontiguousarray(mean[first:first + DECODE_BATCH], np.float32)))
+    for first in range(0, len(mean), max(1, batch)):
+        frames = decode(torch.from_numpy(np.ascontiguousarray(mean[first:first + batch], np.float32)))
         pieces.append(np.rint(downsample(frames, FACTOR) * FACTOR * FACTOR).astype(np.uint8))
     return np.concatenate(pieces) if pieces else np.zeros((0, 1, 1), np.uint8)
 
 
-def held_out_clips(metadata: dict) -> set[str]:
-    """The clips a motion model (``metadata``: its motion.json metadata) held out to test it, as
-    ``evaluate`` takes them: its ``test_clips``, else (a model from before test clips) its
-    ``val_clips``. Every other clip is footage a dance should not replay, the validation clips
+def held_out_clips(run: str | os.PathLike, name: str) -> list[str]:
+    """The clips motion model ``name`` of ``run`` held out to test it, as ``evaluate`` takes them
+    (:func:`~dancenet.evaluate.suite.validation_clips`: its test clips, else its validation clips,
+    else the VAE's). Every other clip is footage a dance should not replay, the validation clips
     that chose the model's epoch among them."""
-    for key in ("test_clips", "val_clips"):
-        names = metadata.get(key)
-        if names and isinstance(names, list):
-            return {str(name) for name in names}
-    return set()
+    from .evaluate.suite import validation_clips
+
+    names = validation_clips(run, name)
+    return sorted(str(clip) for clip in names) if isinstance(names, list) else []
 
 
-def write_library(run: str | os.PathLike, name: str, metadata: dict,
-                  decode: Callable[[torch.Tensor], np.ndarray],
-                  out: str | os.PathLike | None = None) -> Path | None:
-    """Decode the training frames of motion model ``name`` (``metadata``: its motion.json
-    metadata) from ``RUN/latents.npz`` and write ``RUN/NAME.library.npz`` (or ``out``, e.g. a
-    bundle being made) atomically -> the path, or None for a run without latents."""
-    from .atomic import atomic_file
+def _decode_library(run: Path, name: str, decode, batch: int) -> tuple[np.ndarray, dict] | None:
+    """(block counts, what they were made from) from ``RUN/latents.npz``, or None without it."""
     from .latents import LATENTS_FILE, load_latents
 
-    source = Path(run) / LATENTS_FILE
+    source = run / LATENTS_FILE
     if not source.is_file():
         return None
     latents = load_latents(source)
-    rows, clips = training_rows(latents, held_out_clips(metadata))
-    counts = decode_counts(latents.mean[rows], decode)
+    held_out = held_out_clips(run, name)
+    rows, clips = training_rows(latents, set(held_out))
+    made_from = {"vae_hash": latents.vae_hash, "dataset_hash": latents.dataset_hash,
+                 "held_out": held_out, "clips": clips}
+    return decode_counts(latents.mean[rows], decode, batch), made_from
+
+
+def write_library(run: str | os.PathLike, name: str, decode: Callable[[torch.Tensor], np.ndarray],
+                  batch: int = DECODE_BATCH, out: str | os.PathLike | None = None) -> Path | None:
+    """Decode the footage of motion model ``name`` from ``RUN/latents.npz`` and write
+    ``RUN/NAME.library.npz`` (or ``out``, e.g. a bundle being made) atomically -> the path, or
+    None for a run without latents. It records what it was made from (the VAE, the dataset, the
+    held-out clips), so a stale one is never used."""
+    from .atomic import atomic_file
+
+    made = _decode_library(Path(run), name, decode, batch)
+    if made is None:
+        return None
+    counts, made_from = made
     path = library_path(run, name) if out is None else Path(out)
     with atomic_file(path) as temporary:
         with open(temporary, "wb") as handle:
             np.savez_compressed(handle, counts=counts, factor=np.int64(FACTOR),
-                                vae_hash=np.array(latents.vae_hash), clips=np.array(clips))
+                                **{key: np.array(value) for key, value in made_from.items()})
     return path
 
 
 def load_copies(run: str | os.PathLike, name: str, metadata: dict, vae_hash: str,
-                decode: Callable[[torch.Tensor], np.ndarray]) -> Copies | None:
-    """The copy guard's training frames for motion model ``name`` of ``run``: from
-    ``NAME.library.npz``, else decoded from ``latents.npz`` (not written back: generating never
-    writes into a run), else None (nothing to compare with: no copy guard)."""
-    from .latents import LATENTS_FILE, load_latents
-
+                decode: Callable[[torch.Tensor], np.ndarray], frame_size: tuple[int, int],
+                batch: int = DECODE_BATCH) -> Copies | None:
+    """The copy guard's training frames for motion model ``name`` of ``run`` (``metadata``: its
+    motion.json metadata; ``frame_size``: the VAE's (height, width)): from ``NAME.library.npz``
+    when it was made from this VAE, dataset and held-out clips, else decoded from ``latents.npz``
+    (not written back: generating never writes into a run), else None (nothing to compare with:
+    no copy guard). A file that is not a library is a user error naming it."""
+    run = Path(run)
     path = library_path(run, name)
     if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                counts, factor, saved_hash = data["counts"], int(data["factor"]), str(data["vae_hash"])
-        except (OSError, ValueError, KeyError, EOFError):
-            raise input_error(path, "is not a file of training frames written by dancenet; "
-                                    "delete it or train the motion model again") from None
-        if factor != FACTOR or counts.ndim != 3:
-            raise input_error(path, f"holds frames at 1/{factor} resolution; dancenet needs 1/{FACTOR}")
-        if saved_hash != vae_hash:
-            raise input_error(path, "was decoded with another VAE than this run's; retrain the motion model")
-        return Copies(counts.reshape(len(counts), -1).astype(np.float32) / (FACTOR * FACTOR))
-    source = Path(run) / LATENTS_FILE
-    if not source.is_file():
-        return None
-    latents = load_latents(source)
-    if latents.vae_hash != vae_hash:
+        library = _read_library(path, frame_size)
+        if (library["vae_hash"], library["dataset_hash"], library["held_out"]) == \
+                (vae_hash, metadata.get("dataset_hash", ""), held_out_clips(run, name)):
+            counts = library["counts"]
+            return Copies(counts.reshape(len(counts), -1).astype(np.float32) / (FACTOR * FACTOR)) \
+                if len(counts) else None
+        # stale (a motion model stopped before its final export wrote a new one): decode anew
+    made = _decode_library(run, name, decode, batch)
+    if made is None or made[1]["vae_hash"] != vae_hash:
         return None  # latents of another VAE: encode again (priming says so); no guard meanwhile
-    rows, _ = training_rows(latents, held_out_clips(metadata))
-    counts = decode_counts(latents.mean[rows], decode)
-    return Copies(counts.reshape(len(counts), -1).astype(np.float32) / (FACTOR * FACTOR))
+    counts = made[0]
+    return Copies(counts.reshape(len(counts), -1).astype(np.float32) / (FACTOR * FACTOR)) if len(counts) else None
+
+
+def _read_library(path: Path, frame_size: tuple[int, int]) -> dict:
+    """A library file's arrays, checked; a user error naming the file for anything else."""
+    rows, columns = (-(-size // FACTOR) for size in frame_size)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            library = {"counts": data["counts"], "factor": int(data["factor"]),
+                       "vae_hash": str(data["vae_hash"]), "dataset_hash": str(data["dataset_hash"]),
+                       "held_out": sorted(str(clip) for clip in np.atleast_1d(data["held_out"]))}
+    except Exception:  # whatever a damaged zip, array or key raises
+        library = None
+    if library is None or library["factor"] != FACTOR or library["counts"].dtype != np.uint8 or \
+            library["counts"].shape[1:] != (rows, columns) or library["counts"].max(initial=0) > FACTOR * FACTOR:
+        raise input_error(path, "is not a file of training frames written by dancenet for this model; "
+                                "delete it or train the motion model again")
+    return library

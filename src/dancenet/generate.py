@@ -469,9 +469,14 @@ class Dancer:
         if not self._copies:
             from .copies import load_copies
 
-            self._copies.append(load_copies(self.directory, self.name, self.metadata,
-                                            self.vae.vae_hash, self.decode))
+            self._copies.append(load_copies(self.directory, self.name, self.metadata, self.vae.vae_hash,
+                                            self.decode, (self.height, self.width), self.decode_chunk))
         return self._copies[0]
+
+    @copies.setter
+    def copies(self, value) -> None:
+        """Other training frames to compare with, or None: no copy guard."""
+        self._copies[:] = [value]
 
     def frame_count(self, seconds: float) -> int:
         return max(1, round(seconds * self.fps))

@@ -235,27 +235,27 @@ class MotionStage(Stage):
                           "sampling_scores": sampling},
             "start_latents": self.starts}
         save_motion(run, self.averaged, self.scaler, metadata, name=self.name, state_dict=weights)
-        if final:
-            self._write_library(run, metadata)
+        if final:  # not at periodic saves and Ctrl-C, which must be quick (a stale one is not used)
+            self._write_library(run)
 
-    def _write_library(self, run: Path, metadata: dict) -> None:
-        """The training frames the copy guard compares dances with (``NAME.library.npz``,
+    def _write_library(self, run: Path) -> None:
+        """The footage the copy guard compares dances with (``NAME.library.npz``,
         :mod:`dancenet.copies`), decoded by the run's VAE; nothing for a run without one."""
         from ..copies import write_library
 
-        if self.judge is not None:
-            decode = self.judge._decode
-        elif (run / "vae.json").is_file():
+        if not (run / "vae.json").is_file():
+            return
+        vae = self.judge.vae if self.judge is not None else None
+        if vae is None:
             from ..vae.encode import load as load_vae
 
             vae = load_vae(run, self.device)
 
-            @torch.no_grad()
-            def decode(latents: torch.Tensor):
-                return (vae.decode(latents.to(self.device)) > 0.5).cpu().numpy()
-        else:
-            return
-        write_library(run, self.name, metadata, decode)
+        @torch.no_grad()
+        def decode(latents: torch.Tensor):
+            return (vae.decode(latents.to(self.device)) > 0.5).cpu().numpy()
+
+        write_library(run, self.name, decode, int(vae.config.inference_batch_size))
 
 
     @property

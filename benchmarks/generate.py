@@ -49,7 +49,9 @@ def untrained_dancer(preset: str, vae=None) -> Dancer:
     motion = MotionModel(preset_config(preset, size)).eval()
     kind = "minmax" if motion.config.scaling == "minmax" else "standard"
     scaler = LatentScaler(kind, torch.zeros(size), torch.ones(size))
-    return Dancer(vae, motion, scaler, {"fps": 30.0, "preset": preset}, Path("."), torch.device("cpu"))
+    dancer = Dancer(vae, motion, scaler, {"fps": 30.0, "preset": preset}, Path("."), torch.device("cpu"))
+    dancer.copies = None  # no footage: nothing to copy (and nothing read from the working folder)
+    return dancer
 
 
 def dancer_for(run: str | None, name: str, preset: str, vae=None) -> tuple[Dancer, str]:

@@ -400,7 +400,7 @@ def test_draws_that_copy_a_training_frame_are_drawn_again(monkeypatch):
     assert scores[0] > scores[1] > BROKEN_SHARE >= scores[2]
 
 
-def test_motion_training_keeps_the_training_frames_generation_checks(run, tmp_path):
+def test_motion_training_keeps_the_training_frames_generation_checks(run, tmp_path, capsys):
     """`train motion` writes the decoded frames of its footage (not of its test clip) that the
     copy guard compares with; a run without the file, or with a stale one, builds the same frames
     from its latents and writes nothing."""
@@ -428,6 +428,8 @@ def test_motion_training_keeps_the_training_frames_generation_checks(run, tmp_pa
     bare = tmp_path / "bare"
     shutil.copytree(run, bare, ignore=shutil.ignore_patterns("*.library.npz", "*-train"))
     np.testing.assert_array_equal(rebuilt(bare).features, dancer.copies.features)
+    assert main(["generate", str(bare), "-o", str(tmp_path / "dance.gif"), "--seconds", "0.5"]) == 0
+    assert "keeps no training frames for the copy guard" in capsys.readouterr().err  # says why it is slower
     assert not list(bare.glob("*.library.npz"))  # nothing written into the run
     # a library left by a run stopped before its final export (other held-out clips): not used
     with np.load(path) as data:

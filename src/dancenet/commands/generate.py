@@ -120,6 +120,9 @@ def run_generate(args) -> int:
         dancer.noise_correlation = args.noise_correlation
     if args.retries is not None:
         dancer.retries = args.retries
+    if dancer.retries and not args.quiet and _decodes_its_footage(dancer):
+        print(f"dancenet: note: {dancer.directory} keeps no training frames for the copy guard (a run "
+              "from before it); decoding them from latents.npz, a few seconds each time", file=sys.stderr)
     check_video_size(dancer.width * args.scale, dancer.height * args.scale, f"--scale {args.scale}")
     path = dancer.write(args.output, seconds=args.seconds, seed=args.seed,
                         temperature=args.temperature, sigma_temperature=args.sigma_temperature,
@@ -134,3 +137,12 @@ def run_generate(args) -> int:
         print(f"wrote {path}: {frames} frames at {dancer.fps:g} fps "
               f"({dancer.width * args.scale}x{dancer.height * args.scale}) in {elapsed:.1f} s")
     return 0
+
+
+def _decodes_its_footage(dancer) -> bool:
+    """Whether the copy guard will decode the run's footage from latents.npz (no library file)."""
+    from ..copies import library_path
+    from ..latents import LATENTS_FILE
+
+    return not library_path(dancer.directory, dancer.name).is_file() and \
+        (dancer.directory / LATENTS_FILE).is_file()

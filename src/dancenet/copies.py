@@ -60,6 +60,13 @@ class Copies:
 
         return cls(downsample(frames, FACTOR).reshape(len(frames), -1))
 
+    @classmethod
+    def from_counts(cls, counts: np.ndarray) -> "Copies | None":
+        """Block counts (n, rows, columns) as :func:`decode_counts` makes them; None for none."""
+        if not len(counts):
+            return None
+        return cls(counts.reshape(len(counts), -1).astype(np.float32) / (FACTOR * FACTOR))
+
     def __len__(self) -> int:
         return self.features.shape[1]
 
@@ -161,15 +168,12 @@ def load_copies(run: str | os.PathLike, name: str, metadata: dict, vae_hash: str
         library = _read_library(path, frame_size)
         if (library["vae_hash"], library["dataset_hash"], library["held_out"]) == \
                 (vae_hash, metadata.get("dataset_hash", ""), held_out_clips(run, name)):
-            counts = library["counts"]
-            return Copies(counts.reshape(len(counts), -1).astype(np.float32) / (FACTOR * FACTOR)) \
-                if len(counts) else None
+            return Copies.from_counts(library["counts"])
         # stale (a motion model stopped before its final export wrote a new one): decode anew
     made = _decode_library(run, name, decode, batch)
     if made is None or made[1]["vae_hash"] != vae_hash:
         return None  # latents of another VAE: encode again (priming says so); no guard meanwhile
-    counts = made[0]
-    return Copies(counts.reshape(len(counts), -1).astype(np.float32) / (FACTOR * FACTOR)) if len(counts) else None
+    return Copies.from_counts(made[0])
 
 
 def _read_library(path: Path, frame_size: tuple[int, int]) -> dict:

@@ -44,7 +44,7 @@ class MotionTraining(TrainingConfig):
     # The noise correlations it tries with each spread (--noise-correlation): correlated draws
     # vary the dance more from the training takes (fewer copied frames and loops) at the cost of a
     # few more broken limbs; each spread and correlation is judged alike and the best recommended.
-    select_noise_correlations: tuple[float, ...] = (0.0, 0.5, 0.7)
+    select_noise_correlations: tuple[float, ...] = (0.5, 0.7, 0.9)
     # Gate the worst 10 s window of the check's dances too (artifacts < 2%, loops < 10%).
     select_worst_window: bool = True
     # Generation redraws broken frames (whole-body sampling: generate.RETRIES); the noise

@@ -163,17 +163,44 @@ def load_copies(run: str | os.PathLike, name: str, metadata: dict, vae_hash: str
     (not written back: generating never writes into a run), else None (nothing to compare with:
     no copy guard). A file that is not a library is a user error naming it."""
     run = Path(run)
-    path = library_path(run, name)
-    if path.is_file():
-        library = _read_library(path, frame_size)
-        if (library["vae_hash"], library["dataset_hash"], library["held_out"]) == \
-                (vae_hash, metadata.get("dataset_hash", ""), held_out_clips(run, name)):
-            return Copies.from_counts(library["counts"])
-        # stale (a motion model stopped before its final export wrote a new one): decode anew
+    library = _current_library(run, name, metadata, vae_hash, frame_size)
+    if library is not None:
+        return Copies.from_counts(library["counts"])
     made = _decode_library(run, name, decode, batch)
     if made is None or made[1]["vae_hash"] != vae_hash:
         return None  # latents of another VAE: encode again (priming says so); no guard meanwhile
     return Copies.from_counts(made[0])
+
+
+def library_source(run: str | os.PathLike, name: str, metadata: dict, vae_hash: str,
+                   frame_size: tuple[int, int]) -> str:
+    """Where :func:`load_copies` takes the training frames from: "library" (a current
+    ``NAME.library.npz``), "stale" (a library made from another VAE, dataset or held-out clips,
+    so they are decoded from ``latents.npz`` instead), "latents" (no library: decoded from
+    ``latents.npz``) or "none" (neither; the latents of another VAE count as none)."""
+    run = Path(run)
+    if _current_library(run, name, metadata, vae_hash, frame_size) is not None:
+        return "library"
+    from .latents import LATENTS_FILE, load_latents
+
+    source = run / LATENTS_FILE
+    if not source.is_file() or load_latents(source).vae_hash != vae_hash:
+        return "none"
+    return "stale" if library_path(run, name).is_file() else "latents"
+
+
+def _current_library(run: Path, name: str, metadata: dict, vae_hash: str,
+                     frame_size: tuple[int, int]) -> dict | None:
+    """``NAME.library.npz``'s arrays when it was made from this VAE, dataset and held-out clips;
+    None when there is none or it is stale (a motion model stopped before its final export wrote
+    a new one)."""
+    path = library_path(run, name)
+    if not path.is_file():
+        return None
+    library = _read_library(path, frame_size)
+    made_from = (library["vae_hash"], library["dataset_hash"], library["held_out"])
+    return library if made_from == (vae_hash, metadata.get("dataset_hash", ""), held_out_clips(run, name)) \
+        else None
 
 
 def _read_library(path: Path, frame_size: tuple[int, int]) -> dict:

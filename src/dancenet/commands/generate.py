@@ -120,9 +120,8 @@ def run_generate(args) -> int:
         dancer.noise_correlation = args.noise_correlation
     if args.retries is not None:
         dancer.retries = args.retries
-    if dancer.retries and not args.quiet and _decodes_its_footage(dancer):
-        print(f"dancenet: note: {dancer.directory} keeps no training frames for the copy guard (a run "
-              "from before it); decoding them from latents.npz, a few seconds each time", file=sys.stderr)
+    if dancer.retries and not args.quiet:
+        _say_where_the_footage_comes_from(dancer)
     check_video_size(dancer.width * args.scale, dancer.height * args.scale, f"--scale {args.scale}")
     path = dancer.write(args.output, seconds=args.seconds, seed=args.seed,
                         temperature=args.temperature, sigma_temperature=args.sigma_temperature,
@@ -139,10 +138,18 @@ def run_generate(args) -> int:
     return 0
 
 
-def _decodes_its_footage(dancer) -> bool:
-    """Whether the copy guard will decode the run's footage from latents.npz (no library file)."""
-    from ..copies import library_path
-    from ..latents import LATENTS_FILE
+def _say_where_the_footage_comes_from(dancer) -> None:
+    """A note when the copy guard decodes the run's footage from latents.npz (slower): the run
+    keeps no training frames, or keeps frames made for another VAE, dataset or held-out clips."""
+    import sys
 
-    return not library_path(dancer.directory, dancer.name).is_file() and \
-        (dancer.directory / LATENTS_FILE).is_file()
+    from ..copies import library_path, library_source
+
+    source = library_source(dancer.directory, dancer.name, dancer.metadata, dancer.vae.vae_hash,
+                            (dancer.height, dancer.width))
+    why = {"latents": f"{dancer.directory} keeps no training frames for the copy guard (a run from before it)",
+           "stale": f"{library_path(dancer.directory, dancer.name)} was made for another VAE, dataset or "
+                    "held-out clips (a motion training stopped before its end?)"}.get(source)
+    if why:
+        print(f"dancenet: note: {why}; decoding the training frames from latents.npz, a few seconds "
+              "each time", file=sys.stderr)

@@ -404,7 +404,7 @@ def test_motion_training_keeps_the_training_frames_generation_checks(run, tmp_pa
     """`train motion` writes the decoded frames of its footage (not of its test clip) that the
     copy guard compares with; a run without the file, or with a stale one, builds the same frames
     from its latents and writes nothing."""
-    from dancenet.copies import library_path, library_source, load_copies
+    from dancenet.copies import library_path, load_copies
 
     path = library_path(run, "motion")
     with np.load(path) as data:
@@ -443,7 +443,12 @@ def test_motion_training_keeps_the_training_frames_generation_checks(run, tmp_pa
     assert main(["generate", str(run), "-o", str(tmp_path / "current.gif"), "--seconds", "0.5"]) == 0
     assert "note" not in capsys.readouterr().err  # its own library: nothing to say
     assert rebuilt(run, "0" * 64) is None  # latents of another VAE: no guard, no error
-    assert library_source(bare, "motion", dancer.metadata, "0" * 64, (HEIGHT, WIDTH)) == "none"
+    assert (dancer.copies.source, rebuilt(bare).source) == ("library", "stale")
+    (bare / "motion.library.npz").unlink()
+    assert rebuilt(bare).source == "latents"
+    (bare / "latents.npz").unlink()  # neither frames nor latents: generating says the guard is off
+    assert main(["generate", str(bare), "-o", str(tmp_path / "bare.gif"), "--seconds", "0.5"]) == 0
+    assert "generating without the copy guard" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("damage", ["text", "truncated", "flipped", "shape", "values"])

@@ -45,6 +45,11 @@ class Copies:
     frame, so a frame is compared on its own dancer blocks alone, reading a tenth of the library
     (4000 frames are 25 MB; read whole for every draw, they made generation 1.35x slower)."""
 
+    # where :func:`load_copies` took the frames from: "library" (a current NAME.library.npz),
+    # "stale" (decoded from latents.npz past a library made for another VAE, dataset or held-out
+    # clips), "latents" (decoded from latents.npz: no library); "frames" when built directly
+    source = "frames"
+
     def __init__(self, descriptors: np.ndarray):
         from .evaluate.suite import MetricSettings
 
@@ -165,28 +170,18 @@ def load_copies(run: str | os.PathLike, name: str, metadata: dict, vae_hash: str
     run = Path(run)
     library = _current_library(run, name, metadata, vae_hash, frame_size)
     if library is not None:
-        return Copies.from_counts(library["counts"])
+        return _from(library["counts"], "library")
     made = _decode_library(run, name, decode, batch)
     if made is None or made[1]["vae_hash"] != vae_hash:
         return None  # latents of another VAE: encode again (priming says so); no guard meanwhile
-    return Copies.from_counts(made[0])
+    return _from(made[0], "stale" if library_path(run, name).is_file() else "latents")
 
 
-def library_source(run: str | os.PathLike, name: str, metadata: dict, vae_hash: str,
-                   frame_size: tuple[int, int]) -> str:
-    """Where :func:`load_copies` takes the training frames from: "library" (a current
-    ``NAME.library.npz``), "stale" (a library made from another VAE, dataset or held-out clips,
-    so they are decoded from ``latents.npz`` instead), "latents" (no library: decoded from
-    ``latents.npz``) or "none" (neither; the latents of another VAE count as none)."""
-    run = Path(run)
-    if _current_library(run, name, metadata, vae_hash, frame_size) is not None:
-        return "library"
-    from .latents import LATENTS_FILE, load_latents
-
-    source = run / LATENTS_FILE
-    if not source.is_file() or load_latents(source).vae_hash != vae_hash:
-        return "none"
-    return "stale" if library_path(run, name).is_file() else "latents"
+def _from(counts: np.ndarray, source: str) -> Copies | None:
+    copies = Copies.from_counts(counts)
+    if copies is not None:
+        copies.source = source
+    return copies
 
 
 def _current_library(run: Path, name: str, metadata: dict, vae_hash: str,

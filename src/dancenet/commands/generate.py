@@ -139,17 +139,22 @@ def run_generate(args) -> int:
 
 
 def _say_where_the_footage_comes_from(dancer) -> None:
-    """A note when the copy guard decodes the run's footage from latents.npz (slower): the run
-    keeps no training frames, or keeps frames made for another VAE, dataset or held-out clips."""
+    """A note when the copy guard is slower or off: the run keeps no training frames (a run from
+    before the guard) or keeps frames made for another VAE, dataset or held-out clips, so they
+    are decoded from latents.npz; or it has neither frames nor latents of this VAE. Loads the
+    frames now (generation reads them anyway), so the note comes before the progress bar."""
     import sys
 
-    from ..copies import library_path, library_source
+    from ..copies import library_path
 
-    source = library_source(dancer.directory, dancer.name, dancer.metadata, dancer.vae.vae_hash,
-                            (dancer.height, dancer.width))
-    why = {"latents": f"{dancer.directory} keeps no training frames for the copy guard (a run from before it)",
-           "stale": f"{library_path(dancer.directory, dancer.name)} was made for another VAE, dataset or "
-                    "held-out clips (a motion training stopped before its end?)"}.get(source)
+    copies = dancer.copies
+    source = None if copies is None else copies.source
+    decoding = "decoding the training frames from latents.npz, a few seconds each time"
+    why = {None: f"{dancer.directory} keeps no training frames of this VAE's footage; generating "
+                 "without the copy guard",
+           "latents": f"{dancer.directory} keeps no training frames for the copy guard (a run from "
+                      f"before it); {decoding}",
+           "stale": f"{library_path(dancer.directory, dancer.name)} was made for another VAE, dataset "
+                    f"or held-out clips (a motion training stopped before its end?); {decoding}"}.get(source)
     if why:
-        print(f"dancenet: note: {why}; decoding the training frames from latents.npz, a few seconds "
-              "each time", file=sys.stderr)
+        print(f"dancenet: note: {why}", file=sys.stderr)

@@ -45,14 +45,13 @@ class Copies:
     frame, so a frame is compared on its own dancer blocks alone, reading a tenth of the library
     (4000 frames are 25 MB; read whole for every draw, they made generation 1.35x slower)."""
 
-    # where :func:`load_copies` took the frames from: "library" (a current NAME.library.npz),
-    # "stale" (decoded from latents.npz past a library made for another VAE, dataset or held-out
-    # clips), "latents" (decoded from latents.npz: no library); "frames" when built directly
-    source = "frames"
-
-    def __init__(self, descriptors: np.ndarray):
+    def __init__(self, descriptors: np.ndarray, source: str = "frames"):
+        """``source``: where :func:`load_copies` took them from: "library" (a current
+        NAME.library.npz), "stale" (decoded from latents.npz past a library made for another VAE,
+        dataset or held-out clips), "latents" (decoded from latents.npz: no library)."""
         from .evaluate.suite import MetricSettings
 
+        self.source = source
         descriptors = np.asarray(descriptors, dtype=np.float32)
         self.features = np.ascontiguousarray(descriptors.T)  # (features, n)
         self.norms = np.einsum("ij,ij->i", descriptors, descriptors)
@@ -66,11 +65,11 @@ class Copies:
         return cls(downsample(frames, FACTOR).reshape(len(frames), -1))
 
     @classmethod
-    def from_counts(cls, counts: np.ndarray) -> "Copies | None":
+    def from_counts(cls, counts: np.ndarray, source: str = "frames") -> "Copies | None":
         """Block counts (n, rows, columns) as :func:`decode_counts` makes them; None for none."""
         if not len(counts):
             return None
-        return cls(counts.reshape(len(counts), -1).astype(np.float32) / (FACTOR * FACTOR))
+        return cls(counts.reshape(len(counts), -1).astype(np.float32) / (FACTOR * FACTOR), source)
 
     def __len__(self) -> int:
         return self.features.shape[1]
@@ -170,18 +169,11 @@ def load_copies(run: str | os.PathLike, name: str, metadata: dict, vae_hash: str
     run = Path(run)
     library = _current_library(run, name, metadata, vae_hash, frame_size)
     if library is not None:
-        return _from(library["counts"], "library")
+        return Copies.from_counts(library["counts"], "library")
     made = _decode_library(run, name, decode, batch)
     if made is None or made[1]["vae_hash"] != vae_hash:
         return None  # latents of another VAE: encode again (priming says so); no guard meanwhile
-    return _from(made[0], "stale" if library_path(run, name).is_file() else "latents")
-
-
-def _from(counts: np.ndarray, source: str) -> Copies | None:
-    copies = Copies.from_counts(counts)
-    if copies is not None:
-        copies.source = source
-    return copies
+    return Copies.from_counts(made[0], "stale" if library_path(run, name).is_file() else "latents")
 
 
 def _current_library(run: Path, name: str, metadata: dict, vae_hash: str,

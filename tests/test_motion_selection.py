@@ -55,6 +55,34 @@ def test_gates_come_first_then_the_frechet_distance_over_the_real_level():
                  {**REAL, "worst_window": {"loop_ratio": {"value": 0.1}}}).failed == ()
 
 
+def test_between_checks_missing_as_many_gates_the_smaller_miss_wins_before_the_frechet_distance():
+    # both miss only the diversity floor (0.9x real): 0.86x misses it by 4%, 0.78x by 13%; the one
+    # nearer the floor wins although its Frechet distance is higher (neither is over any cap)
+    near = judge(summary(diversity=0.6 * 0.86, frechet_distance=16.0), REAL)
+    far = judge(summary(diversity=0.6 * 0.78, frechet_distance=10.0), REAL)
+    assert near.failed == far.failed == ("diversity",)
+    assert near.shortfall == pytest.approx(0.04 / 0.9) and far.shortfall == pytest.approx(0.12 / 0.9)
+    assert near.rank < far.rank and near.frechet_ratio > far.frechet_ratio
+    # misses add up, each relative to its bound: energy 1.5x is 25% over 1.2, loops 3% are 50% over 2%
+    both = judge(summary(motion_energy={"mean": 0.015}, loop_ratio=0.03), REAL)
+    assert both.failed == ("loop", "energy") and both.shortfall == pytest.approx(0.5 + 0.25)
+    assert judge(summary(), REAL).shortfall == 0.0  # nothing missed
+    assert near.columns()["rollout_shortfall"] == pytest.approx(near.shortfall)
+
+
+def test_a_best_check_kept_before_the_shortfall_existed_still_ranks():
+    model = torch.nn.Linear(1, 1)
+    check = {"val_nll_nats_per_frame": 1.0, "rollout_failed_gates": 1, "rollout_shortfall": 0.5,
+             "rollout_frechet_ratio": 2.0}
+    best = selection.BestEpoch(by_rollout=True)
+    best.state = {**best.state, "rank": [0, 3.0]}  # [failed gates, Frechet] of an older checkpoint
+    best.update(5, check, model)
+    assert best.state["epoch"] == 0 and best.state["checks_since"] == 1  # a failed gate still loses
+    best.state = {**best.state, "rank": [1, 1.0]}  # one failed gate, by how much unknown
+    best.update(6, check, model)
+    assert best.state["epoch"] == 6 and best.state["rank"] == [1, 0.5, 2.0]
+
+
 def latents_with(names):
     count = len(names)
     return Latents(mean=torch.zeros(count * 10, 2).numpy(), log_var=torch.zeros(count * 10, 2).numpy(),
@@ -138,7 +166,8 @@ def test_the_exported_model_is_the_best_checked_epoch_with_its_spread(tmp_path, 
     assert len(metadata["val_clips"]) == 1 and metadata["val_clips"] != ["take5"]
     checked = [row for row in rows(run) if row["rollout_failed_gates"]]
     assert len(checked) == RECIPE.epochs  # select_every_frames=1: a check after every epoch
-    ranks = [(int(row["rollout_failed_gates"]), float(row["rollout_frechet_ratio"])) for row in checked]
+    ranks = [(int(row["rollout_failed_gates"]), float(row["rollout_shortfall"]), float(row["rollout_frechet_ratio"]))
+             for row in checked]
     best = ranks.index(min(ranks))
     assert metadata["exported_epoch"] == int(checked[best]["epoch"])
     assert metadata["selection"]["by"] == "rollout"

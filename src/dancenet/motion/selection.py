@@ -14,7 +14,10 @@ that ranks two checks (docs/motion.md, "Selection by rollout"):
    overfit model replays its training dance, which the Frechet distance would reward), and in the
    worst 10 s window of any dance artifacts under 2% and loops under 10% (plus the clip's own
    worst): a mean hides a burst a viewer sees at once;
-2. then the lower Frechet distance to the validation clip, over the clip's own level (its first
+2. then the smaller shortfall: how far the missed gates are missed, each as a fraction of its
+   bound, summed (a dance 4% short of the diversity floor beats one 13% short; the Frechet
+   distance is no target of its own beyond its cap, so it must not decide between two misses);
+3. then the lower Frechet distance to the validation clip, over the clip's own level (its first
    half against its second).
 
 Each check tries a few spreads (``--sigma-temperature``: how much of the predicted spread a
@@ -72,21 +75,23 @@ class Check:
     scores: dict
     sigma_temperature: float = 1.0
     noise_correlation: float = 0.0
+    shortfall: float = 0.0  # how far the failed gates are missed (see :func:`judge`)
 
     @property
-    def rank(self) -> tuple[int, float]:
-        return len(self.failed), self.frechet_ratio
+    def rank(self) -> tuple[int, float, float]:
+        return len(self.failed), self.shortfall, self.frechet_ratio
 
     def columns(self) -> dict:
         """The metrics.csv columns of this check."""
         # plain floats: the best check's columns go into checkpoints, which load weights_only
-        return {"rollout_failed_gates": len(self.failed), "rollout_frechet_ratio": float(self.frechet_ratio),
+        return {"rollout_failed_gates": len(self.failed), "rollout_shortfall": float(self.shortfall),
+                "rollout_frechet_ratio": float(self.frechet_ratio),
                 "rollout_sigma_temperature": float(self.sigma_temperature),
                 "rollout_noise_correlation": float(self.noise_correlation),
                 **{f"rollout_{key}": float(value) for key, value in self.scores.items()}}
 
 
-COLUMNS = ["rollout_failed_gates", "rollout_frechet_ratio", "rollout_sigma_temperature", "rollout_noise_correlation",
+COLUMNS = ["rollout_failed_gates", "rollout_shortfall", "rollout_frechet_ratio", "rollout_sigma_temperature", "rollout_noise_correlation",
            "rollout_freeze", "rollout_loop", "rollout_artifacts", "rollout_energy_ratio",
            "rollout_diversity_ratio", "rollout_copied", "rollout_worst_artifacts", "rollout_worst_loop"]
 
@@ -204,19 +209,33 @@ def judge(summary: dict, real: dict, sigma_temperature: float = 1.0, noise_corre
               "artifacts": summary["artifact_ratio"], "energy_ratio": energy,
               "diversity_ratio": diversity, "copied": summary["copied_frame_ratio"],
               "worst_artifacts": _worst(summary, "artifact_ratio"), "worst_loop": _worst(summary, "loop_ratio")}
-    gates = {
-        "freeze": scores["freeze"] < FREEZE_CAP,
-        "loop": scores["loop"] < LOOP_CAP + (real.get("loop_ratio") or 0.0),
-        "artifacts": scores["artifacts"] < ARTIFACT_CAP,
-        "energy": ENERGY_RANGE[0] <= energy <= ENERGY_RANGE[1],
-        "diversity": math.isnan(diversity) or diversity >= DIVERSITY_FLOOR,
-        "copied": scores["copied"] <= (real.get("copied_frame_ratio") or 0.0) + COPIED_SLACK,
-        "worst artifacts": not worst_window or scores["worst_artifacts"] < WORST_ARTIFACT_CAP,
-        "worst loop": not worst_window or scores["worst_loop"] < WORST_LOOP_CAP + _worst(real, "loop_ratio"),
+    # each gate: its value and the (low, high) bounds it must stay within (None: no bound); caps
+    # are strict (value < cap), floors and the copied bound inclusive
+    bounds = {
+        "freeze": (scores["freeze"], None, FREEZE_CAP),
+        "loop": (scores["loop"], None, LOOP_CAP + (real.get("loop_ratio") or 0.0)),
+        "artifacts": (scores["artifacts"], None, ARTIFACT_CAP),
+        "energy": (energy, *ENERGY_RANGE),
+        "diversity": (diversity, DIVERSITY_FLOOR, None),
+        "copied": (scores["copied"], None, (real.get("copied_frame_ratio") or 0.0) + COPIED_SLACK),
     }
-    return Check(failed=tuple(name for name, ok in gates.items() if not ok),
-                 frechet_ratio=summary["frechet_distance"] / floor, scores=scores,
-                 sigma_temperature=sigma_temperature, noise_correlation=noise_correlation)
+    if worst_window:
+        bounds["worst artifacts"] = (scores["worst_artifacts"], None, WORST_ARTIFACT_CAP)
+        bounds["worst loop"] = (scores["worst_loop"], None, WORST_LOOP_CAP + _worst(real, "loop_ratio"))
+    strict = {"freeze", "loop", "artifacts", "worst artifacts", "worst loop"}
+    failed, shortfall = [], 0.0
+    for name, (value, low, high) in bounds.items():
+        if math.isnan(value):  # nothing to compare with (one dance has no diversity)
+            continue
+        over = high is not None and (value >= high if name in strict else value > high)
+        under = low is not None and value < low
+        if over or under:
+            failed.append(name)
+            bound = high if over else low
+            shortfall += abs(value - bound) / max(abs(bound), 1e-9)
+    return Check(failed=tuple(failed), frechet_ratio=summary["frechet_distance"] / floor, scores=scores,
+                 sigma_temperature=sigma_temperature, noise_correlation=noise_correlation,
+                 shortfall=shortfall)
 
 
 def _worst(summary: dict, key: str) -> float:
@@ -284,8 +303,8 @@ class BestEpoch:
         if self.by_rollout:
             if "rollout_failed_gates" not in metrics:
                 return
-            rank = [metrics["rollout_failed_gates"], metrics["rollout_frechet_ratio"]]
-            better = self.state["rank"] is None or rank < self.state["rank"]
+            rank = [metrics["rollout_failed_gates"], metrics["rollout_shortfall"], metrics["rollout_frechet_ratio"]]
+            better = self.state["rank"] is None or rank < _with_shortfall(self.state["rank"])
         else:
             rank, nll = None, metrics.get("val_nll_nats_per_frame")
             if nll is None:  # nothing held out: nothing to compare, nothing to stop on
@@ -302,3 +321,13 @@ class BestEpoch:
     def stale(self, patience: int | None) -> bool:
         """``patience`` validations in a row without a better one."""
         return bool(patience) and self.state["checks_since"] >= patience
+
+
+def _with_shortfall(rank: list) -> list:
+    """A kept rank as [failed gates, shortfall, Frechet]: checkpoints written before the
+    shortfall existed kept [failed gates, Frechet]; their shortfall is 0 where no gate failed and
+    unknown (infinite: any check missing as many gates ranks ahead) where some did."""
+    if len(rank) == 3:
+        return rank
+    failed, frechet = rank
+    return [failed, 0.0 if failed == 0 else math.inf, frechet]

@@ -545,8 +545,7 @@ class Dancer:
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> np.ndarray:
         """latents (n, L) raw -> (n, height, width) uint8 silhouettes, 0 or 255."""
-        frames = self.vae.decode(latents.to(self.device))
-        return ((frames > 0.5).to(torch.uint8) * 255).cpu().numpy()
+        return (self.vae.silhouettes(latents.to(self.device)).to(torch.uint8) * 255).cpu().numpy()
 
     def decode_reusing(self, latents: torch.Tensor, reuse: dict) -> np.ndarray:
         """:meth:`decode`, taking the frames that whole-body sampling already decoded for these

@@ -513,7 +513,7 @@ def write_preview(run: Path, dataset: Path, out: Path, count: int = 6) -> Path:
     real = data.frames_at(indices)
     with torch.inference_mode():
         mean, _ = vae.encode_moments(torch.from_numpy(real))
-        decoded = (vae.decode(mean).numpy() > 0.5).astype(np.uint8) * 255
+        decoded = vae.silhouettes(mean).numpy().astype(np.uint8) * 255
     frames = np.concatenate([real.astype(np.uint8) * 255, decoded])
     labels = ["real"] + [""] * (len(real) - 1) + ["VAE"] + [""] * (len(real) - 1)
     save_contact_sheet(out, frames, columns=len(real), labels=labels)

@@ -139,7 +139,7 @@ class RolloutJudge:
 
     @torch.no_grad()
     def _decode(self, latents: torch.Tensor) -> np.ndarray:
-        chunks = [self.vae.decode(latents[first:first + DECODE_BATCH].to(self.device)) > 0.5
+        chunks = [self.vae.silhouettes(latents[first:first + DECODE_BATCH].to(self.device))
                   for first in range(0, len(latents), DECODE_BATCH)]
         return torch.cat(chunks).cpu().numpy()
 

@@ -253,7 +253,7 @@ class MotionStage(Stage):
 
         @torch.no_grad()
         def decode(latents: torch.Tensor):
-            return (vae.decode(latents.to(self.device)) > 0.5).cpu().numpy()
+            return vae.silhouettes(latents.to(self.device)).cpu().numpy()
 
         write_library(run, self.name, decode, int(vae.config.inference_batch_size))
 

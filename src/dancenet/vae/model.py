@@ -328,6 +328,12 @@ class VAE(nn.Module):
             output = torch.sigmoid(output)
         return output[:, 0]
 
+    def silhouettes(self, latent: torch.Tensor) -> torch.Tensor:
+        """latent (n, latent_size) -> (n, H, W) bool on the model's device: the decoded frames
+        binarised at 0.5, the silhouettes a viewer sees (generation, the rollout checks, the copy
+        guard's footage and the preview all cut here)."""
+        return self.decode(latent) > 0.5
+
     def forward(self, frames: torch.Tensor, generator: torch.Generator | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One training pass with a reparameterised sample.

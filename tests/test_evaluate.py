@@ -193,6 +193,10 @@ def test_worst_window_finds_the_burst_that_the_mean_hides(reference):
     assert worst["artifact_ratio"]["value"] == pytest.approx(metrics.artifact_analysis(burst[seconds(30, 40)]).ratio)
     assert worst["artifact_ratio"]["value"] > 0.02
     assert samples[1]["artifact_ratio"] < worst["artifact_ratio"]["value"] / 3  # the mean stays low
+    # ... and the speck is in a fifth of the burst video's frames, none of the short one's or real dance's
+    assert samples[1]["stray_frame_ratio"] == pytest.approx(0.2, abs=0.5 / len(burst))
+    assert samples[0]["stray_frame_ratio"] == 0 and evaluation.metrics["reference_level"]["stray_frame_ratio"] == 0
+    assert summary["stray_frame_ratio"] == pytest.approx(0.2 * len(burst) / (len(burst) + len(short)), abs=1e-3)
     assert worst["loop_ratio"]["video"] == "burst" and worst["loop_ratio"]["start_seconds"] == 10
     assert worst["loop_ratio"]["value"] == pytest.approx(1.0) and summary["loop_ratio"] < 0.3
     assert worst["artifact_ratio"]["seconds"] == worst["loop_ratio"]["seconds"] == 10

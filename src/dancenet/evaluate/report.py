@@ -29,6 +29,8 @@ SUMMARY_ROWS = (
     ("freeze_ratio", "freeze ratio", "share of frames in still runs >= 0.5 s", "lower"),
     ("loop_ratio", "loop ratio", "share of 1 s windows repeating an earlier one", "lower"),
     ("artifact_ratio", "artifact ratio", "share of foreground outside the main body", "lower"),
+    ("stray_frame_ratio", "frames with stray pieces", "share of frames with any foreground outside the main body",
+     "lower"),
     ("empty_frame_ratio", "empty frames", "share of frames with < 0.1% foreground", "lower"),
     ("frechet_distance", "Frechet distance", "shape+motion windows vs reference (real-vs-real is the floor)", "lower"),
     ("diversity", "diversity", "mean 1 - IoU of time-aligned frames between seeds / takes", "near real"),

@@ -91,8 +91,8 @@ class Check:
                 **{f"rollout_{key}": float(value) for key, value in self.scores.items()}}
 
 
-COLUMNS = ["rollout_failed_gates", "rollout_shortfall", "rollout_frechet_ratio", "rollout_sigma_temperature", "rollout_noise_correlation",
-           "rollout_freeze", "rollout_loop", "rollout_artifacts", "rollout_energy_ratio",
+COLUMNS = ["rollout_failed_gates", "rollout_shortfall", "rollout_frechet_ratio", "rollout_sigma_temperature",
+           "rollout_noise_correlation", "rollout_freeze", "rollout_loop", "rollout_artifacts", "rollout_energy_ratio",
            "rollout_diversity_ratio", "rollout_copied", "rollout_worst_artifacts", "rollout_worst_loop"]
 
 
@@ -303,7 +303,8 @@ class BestEpoch:
         if self.by_rollout:
             if "rollout_failed_gates" not in metrics:
                 return
-            rank = [metrics["rollout_failed_gates"], metrics["rollout_shortfall"], metrics["rollout_frechet_ratio"]]
+            rank = [metrics["rollout_failed_gates"], metrics["rollout_shortfall"],
+                    metrics["rollout_frechet_ratio"]]
             better = self.state["rank"] is None or rank < _with_shortfall(self.state["rank"])
         else:
             rank, nll = None, metrics.get("val_nll_nats_per_frame")

@@ -67,6 +67,9 @@ def test_between_checks_missing_as_many_gates_the_smaller_miss_wins_before_the_f
     both = judge(summary(motion_energy={"mean": 0.015}, loop_ratio=0.03), REAL)
     assert both.failed == ("loop", "energy") and both.shortfall == pytest.approx(0.5 + 0.25)
     assert judge(summary(), REAL).shortfall == 0.0  # nothing missed
+    # how close the frames stay to the training frames is logged, not gated
+    close = judge(summary(memorisation_mean_best_iou=0.97), REAL)
+    assert close.failed == () and close.columns()["rollout_best_iou"] == pytest.approx(0.97)
     assert near.columns()["rollout_shortfall"] == pytest.approx(near.shortfall)
 
 
@@ -176,6 +179,7 @@ def test_the_exported_model_is_the_best_checked_epoch_with_its_spread(tmp_path, 
     assert metadata["sampling"]["noise_correlation"] == float(checked[best]["rollout_noise_correlation"])
     assert metadata["sampling"]["noise_correlation"] in RECIPE.select_noise_correlations
     assert all(math.isfinite(float(row["rollout_energy_ratio"])) for row in checked)
+    assert all(0 <= float(row["rollout_best_iou"]) <= 1 for row in checked)
     # what `dancenet train motion` prints about it
     line = chosen_epoch(run, "motion")
     assert line.startswith(f"kept epoch {metadata['exported_epoch']}: its dances scored best")

@@ -93,7 +93,8 @@ class Check:
 
 COLUMNS = ["rollout_failed_gates", "rollout_shortfall", "rollout_frechet_ratio", "rollout_sigma_temperature",
            "rollout_noise_correlation", "rollout_freeze", "rollout_loop", "rollout_artifacts", "rollout_energy_ratio",
-           "rollout_diversity_ratio", "rollout_copied", "rollout_worst_artifacts", "rollout_worst_loop"]
+           "rollout_diversity_ratio", "rollout_copied", "rollout_worst_artifacts", "rollout_worst_loop",
+           "rollout_best_iou"]
 
 
 class RolloutJudge:
@@ -208,7 +209,10 @@ def judge(summary: dict, real: dict, sigma_temperature: float = 1.0, noise_corre
     scores = {"freeze": summary["freeze_ratio"], "loop": summary["loop_ratio"],
               "artifacts": summary["artifact_ratio"], "energy_ratio": energy,
               "diversity_ratio": diversity, "copied": summary["copied_frame_ratio"],
-              "worst_artifacts": _worst(summary, "artifact_ratio"), "worst_loop": _worst(summary, "loop_ratio")}
+              "worst_artifacts": _worst(summary, "artifact_ratio"), "worst_loop": _worst(summary, "loop_ratio"),
+              # logged, not gated: how close the frames stay to the training frames (no slack to gate it
+              # by is measured yet; docs/motion.md)
+              "best_iou": summary.get("memorisation_mean_best_iou", math.nan)}
     # each gate: its value and the (low, high) bounds it must stay within (None: no bound); caps
     # are strict (value < cap), floors and the copied bound inclusive
     bounds = {

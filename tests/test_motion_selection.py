@@ -84,6 +84,28 @@ def test_a_best_check_kept_before_the_shortfall_existed_still_ranks():
     best.state = {**best.state, "rank": [1, 1.0]}  # one failed gate, by how much unknown
     best.update(6, check, model)
     assert best.state["epoch"] == 6 and best.state["rank"] == [1, 0.5, 2.0]
+    # an old check that passed every gate keeps its Frechet distance: only a lower one beats it
+    # (read as [failed, Frechet], the new shortfall 0 would wrongly beat any old Frechet)
+    clean = {**check, "rollout_failed_gates": 0, "rollout_shortfall": 0.0, "rollout_frechet_ratio": 0.9}
+    best.state = {**best.state, "rank": [0, 0.8]}
+    best.update(7, clean, model)
+    assert best.state["epoch"] == 6
+    best.update(8, {**clean, "rollout_frechet_ratio": 0.7}, model)
+    assert best.state["epoch"] == 8
+
+
+def test_gate_bounds_caps_are_strict_floors_and_ranges_inclusive():
+    caps = {"freeze_ratio": selection.FREEZE_CAP, "loop_ratio": selection.LOOP_CAP,
+            "artifact_ratio": selection.ARTIFACT_CAP}
+    for key, cap in caps.items():
+        assert judge(summary(**{key: cap}), REAL).failed  # at the cap: missed
+        assert not judge(summary(**{key: cap * 0.99}), REAL).failed
+    for energy in (0.8, 1.2):  # the ends of the energy range pass
+        assert judge(summary(motion_energy={"mean": 0.01 * energy}), REAL).failed == ()
+    assert judge(summary(diversity=0.6 * 0.9), REAL).failed == ()  # exactly the floor passes
+    assert judge(summary(copied_frame_ratio=selection.COPIED_SLACK), REAL).failed == ()  # the bound passes
+    assert judge(summary(copied_frame_ratio=selection.COPIED_SLACK + 0.01), REAL).failed == ("copied",)
+    assert judge(summary(diversity=None), REAL).failed == ()  # one dance: no diversity to judge
 
 
 def latents_with(names):

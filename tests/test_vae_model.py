@@ -53,15 +53,16 @@ def test_default_preset_shapes_for_any_frame_size(height, width):
     assert output.shape == (1, 1, height, width) and mean.shape == (1, 6)
 
 
-def test_silhouettes_are_the_decoded_frames_cut_at_one_half():
+@pytest.mark.parametrize("config", [tiny(), preset_config("dancenet-2018", 120, 208)], ids=["default", "2018"])
+def test_silhouettes_are_the_decoded_frames_cut_at_one_half(config):
     torch.manual_seed(0)
-    vae = VAE(tiny()).eval()
-    latents = torch.randn(5, 8) * 3
+    vae = VAE(config).eval()
+    latents = torch.randn(3, config.latent_size) * 3
     with torch.inference_mode():
-        logits, shapes = vae.decode_output(latents)[:, 0], vae.silhouettes(latents)
-    assert shapes.dtype == torch.bool and shapes.shape == (5, 32, 48)
+        probabilities, shapes = vae.decode(latents), vae.silhouettes(latents)
+    assert shapes.dtype == torch.bool and shapes.shape == (3, config.height, config.width)
     assert shapes.any() and not shapes.all()  # some pixels on each side of the cut
-    assert torch.equal(shapes, logits > 0)  # probability 0.5 is logit 0
+    assert torch.equal(shapes, probabilities > 0.5)
 
 
 def test_bf16_autocast_only_where_the_hardware_computes_bf16(monkeypatch):

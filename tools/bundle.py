@@ -3,7 +3,8 @@
     python tools/bundle.py RUN [--motion NAME] [--out src/dancenet/pretrained/salsa] [--prime-seconds 4]
 
 Writes OUT/vae.safetensors + vae.json (copied byte for byte: the motion model records the VAE's
-sha256), OUT/motion.safetensors (weights in float16: half the size, rollouts indistinguishable)
+sha256), OUT/motion.safetensors (weights in float16: half the size; a rollout amplifies the rounding, so
+the same seeds give other dances, which score alike: docs/motion.md, "The bundle's motion model")
 + motion.json, OUT/prime.npz (the first seconds of each clip's latents, for --prime) and
 OUT/motion.library.npz (the copy guard's training frames, decoded from RUN/latents.npz by the
 VAE). Every file is written to a temporary name and renamed (dancenet.atomic).

@@ -16,7 +16,8 @@ that ranks two checks (docs/motion.md, "Selection by rollout"):
    worst): a mean hides a burst a viewer sees at once;
 2. then the smaller shortfall: how far the missed gates are missed, each as a fraction of its
    bound, summed (a dance 4% short of the diversity floor beats one 13% short; the Frechet
-   distance is no target of its own beyond its cap, so it must not decide between two misses);
+   distance is not gated, and issue 14's target for it is only a cap, so it must not decide
+   between two misses);
 3. then the lower Frechet distance to the validation clip, over the clip's own level (its first
    half against its second).
 
@@ -92,8 +93,8 @@ class Check:
 
 
 COLUMNS = ["rollout_failed_gates", "rollout_shortfall", "rollout_frechet_ratio", "rollout_sigma_temperature",
-           "rollout_noise_correlation", "rollout_freeze", "rollout_loop", "rollout_artifacts", "rollout_energy_ratio",
-           "rollout_diversity_ratio", "rollout_copied", "rollout_worst_artifacts", "rollout_worst_loop",
+           "rollout_noise_correlation", "rollout_freeze", "rollout_loop", "rollout_artifacts",
+           "rollout_energy_ratio", "rollout_diversity_ratio", "rollout_copied", "rollout_worst_artifacts", "rollout_worst_loop",
            "rollout_best_iou"]
 
 
@@ -229,7 +230,7 @@ def judge(summary: dict, real: dict, sigma_temperature: float = 1.0, noise_corre
     strict = {"freeze", "loop", "artifacts", "worst artifacts", "worst loop"}
     failed, shortfall = [], 0.0
     for name, (value, low, high) in bounds.items():
-        if math.isnan(value):  # nothing to compare with (one dance has no diversity)
+        if name == "diversity" and math.isnan(value):  # one dance: no diversity to compare
             continue
         over = high is not None and (value >= high if name in strict else value > high)
         under = low is not None and value < low

@@ -235,6 +235,7 @@ class ArtifactResult:
     per_frame: (time,) artifact share of each frame's foreground (0 for empty frames).
     empty: (time,) bool, frames with less foreground than ``EMPTY_SHARE`` of the frame.
     foreground: (time,) int64 foreground pixels of each frame (weights ``per_frame`` into ratios).
+    stray_ratio: share of frames with any foreground outside the main body.
     """
 
     ratio: float
@@ -243,6 +244,7 @@ class ArtifactResult:
     empty: np.ndarray
     gap: int
     foreground: np.ndarray
+    stray_ratio: float
 
 
 def default_gap(height: int) -> int:
@@ -312,7 +314,7 @@ def artifact_analysis(frames: np.ndarray, gap: int | None = None, chunk: int = 2
     return ArtifactResult(ratio=float(artifacts.sum() / total) if total else 0.0,
                           per_frame=np.where(foreground > 0, artifacts / np.maximum(foreground, 1), 0.0),
                           empty_ratio=float(empty.mean()) if time else 0.0, empty=empty, gap=gap,
-                          foreground=foreground)
+                          foreground=foreground, stray_ratio=float((artifacts > 0).mean()) if time else 0.0)
 
 
 # --- diversity and memorisation -----------------------------------------------------------------

@@ -251,7 +251,7 @@ def levels_from_frames(frames: list[np.ndarray], library: np.ndarray, held_out: 
         "loop_ratio": float(looping.mean()) if len(looping) else None,
         "loop_best_similarity_p95": float(np.percentile(similarity, 95)) if len(looping) else None,
         "artifact_ratio": artifacts.ratio,
-        "stray_frame_ratio": float((artifacts.per_frame > 0).mean()) if len(sample) else 0.0,
+        "stray_frame_ratio": artifacts.stray_ratio,
         "empty_frame_ratio": artifacts.empty_ratio,
         "frechet_distance": floor,
         "motion_energy": metrics.energy_summary(energy),
@@ -281,7 +281,7 @@ def _video_metrics(name: str, video: np.ndarray, levels: ReferenceLevels, fps: f
         "name": name, "frames": int(len(video)), "seconds": len(video) / fps,
         "motion_energy": metrics.energy_summary(energy), "freeze_ratio": float(freeze.mean()),
         "loop_ratio": loops.ratio, "artifact_ratio": artifact.ratio,
-        "stray_frame_ratio": float((artifact.per_frame > 0).mean()) if len(video) else 0.0,
+        "stray_frame_ratio": artifact.stray_ratio,
         "empty_frame_ratio": artifact.empty_ratio,
         "frechet_distance": frechet_distance(windows, levels.windows),
         "memorisation_mean_best_iou": float(memorisation.mean()),
@@ -310,10 +310,8 @@ def _summary(videos: dict[str, np.ndarray], per_video: dict[str, dict], levels: 
         "freeze_ratio": float(pooled["freeze"].mean()),
         "loop_ratio": float(np.concatenate([per_video[name]["loops"].looping for name in names]).mean()),
         "artifact_ratio": artifact_pixels / max(foreground, 1),
-        "stray_frame_ratio": float(sum(s["stray_frame_ratio"] * s["frames"] for s in samples)
-                                   / sum(s["frames"] for s in samples)),
-        "empty_frame_ratio": float(sum(s["empty_frame_ratio"] * s["frames"] for s in samples)
-                                   / sum(s["frames"] for s in samples)),
+        "stray_frame_ratio": _per_frame_mean(samples, "stray_frame_ratio"),
+        "empty_frame_ratio": _per_frame_mean(samples, "empty_frame_ratio"),
         "frechet_distance": frechet_distance(pooled["windows"], levels.windows),
         "frechet_real_vs_real": floor,
         "motion_energy": metrics.energy_summary(pooled["energy"]),
@@ -327,6 +325,11 @@ def _summary(videos: dict[str, np.ndarray], per_video: dict[str, dict], levels: 
     summary["worst_window"] = worst_across({name: per_video[name]["sample"]["worst_window"] for name in names},
                                            "video")
     return summary
+
+
+def _per_frame_mean(samples: list[dict], key: str) -> float:
+    """A per-video share of frames pooled over the videos (weighted by their frame counts)."""
+    return float(sum(s[key] * s["frames"] for s in samples) / sum(s["frames"] for s in samples))
 
 
 def score_videos(videos: dict[str, np.ndarray], levels: ReferenceLevels, fps: float,

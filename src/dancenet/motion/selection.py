@@ -94,8 +94,8 @@ class Check:
 
 COLUMNS = ["rollout_failed_gates", "rollout_shortfall", "rollout_frechet_ratio", "rollout_sigma_temperature",
            "rollout_noise_correlation", "rollout_freeze", "rollout_loop", "rollout_artifacts",
-           "rollout_energy_ratio", "rollout_diversity_ratio", "rollout_copied", "rollout_worst_artifacts", "rollout_worst_loop",
-           "rollout_best_iou"]
+           "rollout_energy_ratio", "rollout_diversity_ratio", "rollout_copied", "rollout_worst_artifacts",
+           "rollout_worst_loop", "rollout_best_iou"]
 
 
 class RolloutJudge:
@@ -214,25 +214,24 @@ def judge(summary: dict, real: dict, sigma_temperature: float = 1.0, noise_corre
               # logged, not gated: how close the frames stay to the training frames (no slack to gate it
               # by is measured yet; docs/motion.md)
               "best_iou": summary.get("memorisation_mean_best_iou", math.nan)}
-    # each gate: its value and the (low, high) bounds it must stay within (None: no bound); caps
-    # are strict (value < cap), floors and the copied bound inclusive
+    # each gate: its value, the (low, high) bounds it must stay within (None: no bound) and
+    # whether reaching ``high`` already fails (the caps); floors and ranges are inclusive
     bounds = {
-        "freeze": (scores["freeze"], None, FREEZE_CAP),
-        "loop": (scores["loop"], None, LOOP_CAP + (real.get("loop_ratio") or 0.0)),
-        "artifacts": (scores["artifacts"], None, ARTIFACT_CAP),
-        "energy": (energy, *ENERGY_RANGE),
-        "diversity": (diversity, DIVERSITY_FLOOR, None),
-        "copied": (scores["copied"], None, (real.get("copied_frame_ratio") or 0.0) + COPIED_SLACK),
+        "freeze": (scores["freeze"], None, FREEZE_CAP, True),
+        "loop": (scores["loop"], None, LOOP_CAP + (real.get("loop_ratio") or 0.0), True),
+        "artifacts": (scores["artifacts"], None, ARTIFACT_CAP, True),
+        "energy": (energy, *ENERGY_RANGE, False),
+        "diversity": (diversity, DIVERSITY_FLOOR, None, False),
+        "copied": (scores["copied"], None, (real.get("copied_frame_ratio") or 0.0) + COPIED_SLACK, False),
     }
     if worst_window:
-        bounds["worst artifacts"] = (scores["worst_artifacts"], None, WORST_ARTIFACT_CAP)
-        bounds["worst loop"] = (scores["worst_loop"], None, WORST_LOOP_CAP + _worst(real, "loop_ratio"))
-    strict = {"freeze", "loop", "artifacts", "worst artifacts", "worst loop"}
+        bounds["worst artifacts"] = (scores["worst_artifacts"], None, WORST_ARTIFACT_CAP, True)
+        bounds["worst loop"] = (scores["worst_loop"], None, WORST_LOOP_CAP + _worst(real, "loop_ratio"), True)
     failed, shortfall = [], 0.0
-    for name, (value, low, high) in bounds.items():
+    for name, (value, low, high, strict) in bounds.items():
         if name == "diversity" and math.isnan(value):  # one dance: no diversity to compare
             continue
-        over = high is not None and (value >= high if name in strict else value > high)
+        over = high is not None and (value >= high if strict else value > high)
         under = low is not None and value < low
         if over or under:
             failed.append(name)

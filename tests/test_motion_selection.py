@@ -28,7 +28,7 @@ REAL = {"motion_energy": {"mean": 0.01}, "diversity": 0.6, "frechet_distance": 2
 def summary(**changes):
     values = {"freeze_ratio": 0.0, "loop_ratio": 0.0, "artifact_ratio": 0.001,
               "motion_energy": {"mean": 0.01}, "diversity": 0.6, "frechet_distance": 30.0,
-              "copied_frame_ratio": 0.0}
+              "copied_frame_ratio": 0.0, "memorisation_mean_best_iou": 0.8}
     return {**values, **changes}
 
 
@@ -67,10 +67,32 @@ def test_between_checks_missing_as_many_gates_the_smaller_miss_wins_before_the_f
     both = judge(summary(motion_energy={"mean": 0.015}, loop_ratio=0.03), REAL)
     assert both.failed == ("loop", "energy") and both.shortfall == pytest.approx(0.5 + 0.25)
     assert judge(summary(), REAL).shortfall == 0.0  # nothing missed
-    # how close the frames stay to the training frames is logged, not gated
-    close = judge(summary(memorisation_mean_best_iou=0.97), REAL)
-    assert close.failed == () and close.columns()["rollout_best_iou"] == pytest.approx(0.97)
     assert near.columns()["rollout_shortfall"] == pytest.approx(near.shortfall)
+
+
+def test_dances_closer_to_the_training_frames_than_the_clip_or_too_far_from_it_fail():
+    held_out = {**REAL, "memorisation_mean_best_iou": 0.85}  # the clip's own frames: 0.85
+    close = judge(summary(memorisation_mean_best_iou=0.884), held_out)
+    assert close.failed == ("best IoU",) and close.shortfall == pytest.approx(0.034 / 0.85)
+    assert close.columns()["rollout_best_iou"] == pytest.approx(0.884)
+    assert judge(summary(memorisation_mean_best_iou=0.85), held_out).failed == ()  # as close as the clip
+    # the Frechet distance is capped at 1.5x the clip's own level (20): 30 passes, 33 misses by 10%
+    far = judge(summary(frechet_distance=33.0), held_out)
+    assert far.failed == ("frechet",) and far.shortfall == pytest.approx(0.1)
+    # between two dances that each miss one gate, the nearer miss wins: a little too close to the
+    # training frames (4%) beats much too far from the clip (10%), whatever the Frechet distance
+    assert close.rank < far.rank
+    # runs begun before these gates go on without them; no held-out level, no best-IoU gate
+    assert judge(summary(memorisation_mean_best_iou=0.884, frechet_distance=33.0), held_out,
+                 memorisation=False).failed == ()
+    assert judge(summary(memorisation_mean_best_iou=0.884), REAL).failed == ()
+
+
+def test_a_score_that_could_not_be_measured_fails_its_gate():
+    broken = judge(summary(freeze_ratio=math.nan), REAL)
+    assert broken.failed == ("freeze",) and broken.shortfall == math.inf
+    assert broken.rank > judge(summary(loop_ratio=0.5), REAL).rank  # any measured miss ranks ahead
+    assert judge(summary(diversity=None), REAL).failed == ()  # one dance: no diversity, no gate
 
 
 def test_a_best_check_kept_before_the_shortfall_existed_still_ranks():
@@ -264,7 +286,8 @@ def test_a_checkpoint_of_the_earlier_version_resumes(tmp_path):
     checkpoint["stage"].pop("averaged")
     checkpoint["stage"]["best"] = {key: checkpoint["stage"]["best"][key] for key in ("val_nll", "epoch", "model")}
     for key in ("select", "select_every_frames", "select_seconds", "select_scored_seconds", "select_seeds",
-                "select_sigma_temperatures", "select_noise_correlations", "select_worst_window", "patience",
+                "select_sigma_temperatures", "select_noise_correlations", "select_worst_window",
+                "select_memorisation", "patience",
                 "average_decay", "test_clips"):
         checkpoint["training"].pop(key)
     save_checkpoint(path, checkpoint)

@@ -47,6 +47,9 @@ class MotionTraining(TrainingConfig):
     select_noise_correlations: tuple[float, ...] = (0.5, 0.7, 0.9)
     # Gate the worst 10 s window of the check's dances too (artifacts < 2%, loops < 10%).
     select_worst_window: bool = True
+    # Gate how close the dances' frames stay to the training frames (mean best IoU no higher than
+    # the validation clip's own) and their Frechet distance (at most 1.5x the clip's own level).
+    select_memorisation: bool = True
     # Generation redraws broken frames (whole-body sampling: generate.RETRIES); the noise
     # correlation the model recommends is chosen by one more check of the kept weights (at their
     # spread) with as many redraws (0: the check that kept them chooses, for plain draws).

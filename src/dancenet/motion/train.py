@@ -72,10 +72,11 @@ def train_motion(run: str | Path, config: MotionConfig | None = None,
 
 
 # What checkpoints of earlier versions trained with: before selection by rollout (NLL, no weight
-# average, no early stop) and before correlated noise and worst-window gates (checks drew
-# independent noise and gated the means only).
+# average, no early stop), before correlated noise and worst-window gates (checks drew
+# independent noise and gated the means only) and before the best-IoU and Frechet gates.
 EARLIER_VERSION = {"select": "nll", "average_decay": None, "patience": None, "test_clips": None,
-                   "select_noise_correlations": [0.0], "select_worst_window": False}
+                   "select_noise_correlations": [0.0], "select_worst_window": False,
+                   "select_memorisation": False}
 # A short video is a short epoch: it is memorised within a hundred or so passes (103 s of footage:
 # jittery dances at pass 98, copied ones at 147), so checks come at least this often in epochs.
 MAX_EPOCHS_BETWEEN_CHECKS = 16

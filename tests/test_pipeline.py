@@ -52,8 +52,11 @@ def test_split_for_validation_cuts_few_clips_into_pieces(tmp_path, short_pipelin
     assert len(Dataset(tmp_path / "kept").clips) == 4
 
 
-def test_interrupt_then_resume_finishes_the_run(tmp_path, short_pipeline, capsys):
+def test_interrupt_then_resume_finishes_the_run(tmp_path, short_pipeline, capsys, monkeypatch):
     """Stop during the VAE (as the app's cancel and Ctrl-C do), then --resume to the end."""
+    # a checkpoint within the VAE's first steps: on a loaded machine 100 steps could outlast the
+    # VAE's share of the budget, and the stop would then come after the VAE had finished
+    monkeypatch.setattr(short_pipeline, "VAE_CHECKPOINT_STEPS", 2)
     source = make_dataset(tmp_path / "data", clips=1, frames=240, fps=30.0)
     before = (source / "frames.bin").read_bytes()
     run = tmp_path / "run"

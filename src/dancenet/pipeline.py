@@ -54,6 +54,7 @@ DEFAULT_MINUTES = 20.0
 # salsa data with short budgets (docs/pipeline.md): the motion model's held-out NLL bottoms out
 # within a minute or two (early stopping keeps that epoch) while the VAE's IoU keeps rising.
 VAE_SHARE = 0.75
+VAE_CHECKPOINT_STEPS = 100  # the VAE stage's checkpoints (and preview.png refreshes), in steps
 MIN_MOTION_SECONDS = 20.0
 # A dataset of fewer clips than this is cut into pieces of about SEGMENT_SECONDS, so that whole
 # pieces can be held out: the VAE and the motion model then stop on a held-out NLL / IoU instead of
@@ -299,9 +300,9 @@ def vae_stage(run: Path, state: dict, quiet: bool) -> str:
 
     dataset = Dataset(dataset_path(run, state))
     resume = (run / "vae-train" / "checkpoint.pt").is_file()
-    # The budget alone bounds the run (no epoch count); checkpoints every 100 steps (not 500):
-    # each one also refreshes preview.png for the app.
-    training = replace(preset_training("default", checkpoint_every=100,
+    # The budget alone bounds the run (no epoch count); checkpoints every VAE_CHECKPOINT_STEPS
+    # (not 500): each one also refreshes preview.png for the app.
+    training = replace(preset_training("default", checkpoint_every=VAE_CHECKPOINT_STEPS,
                                        val_clips=1 if len(dataset.clips) > 1 else 0),
                        epochs=None, minutes=state["budget"]["vae"] / 60)
     result = train_vae(dataset.path, run, None, training,

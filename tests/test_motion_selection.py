@@ -27,14 +27,14 @@ REAL = {"motion_energy": {"mean": 0.01}, "diversity": 0.6, "frechet_distance": 2
 
 def summary(**changes):
     values = {"freeze_ratio": 0.0, "loop_ratio": 0.0, "artifact_ratio": 0.001,
-              "motion_energy": {"mean": 0.01}, "diversity": 0.6, "frechet_distance": 30.0,
+              "motion_energy": {"mean": 0.01}, "diversity": 0.6, "frechet_distance": 24.0,
               "copied_frame_ratio": 0.0, "memorisation_mean_best_iou": 0.8}
     return {**values, **changes}
 
 
 def test_gates_come_first_then_the_frechet_distance_over_the_real_level():
     clean = judge(summary(), REAL)
-    assert clean.failed == () and clean.frechet_ratio == pytest.approx(1.5)
+    assert clean.failed == () and clean.frechet_ratio == pytest.approx(1.2)
     assert judge(summary(loop_ratio=0.05), REAL).failed == ("loop",)
     assert judge(summary(freeze_ratio=0.03), REAL).failed == ("freeze",)
     assert judge(summary(artifact_ratio=0.01), REAL).failed == ("artifacts",)
@@ -44,7 +44,7 @@ def test_gates_come_first_then_the_frechet_distance_over_the_real_level():
     # a jittery model with a low Frechet distance still ranks behind one that passes every gate
     jitter = judge(summary(motion_energy={"mean": 0.03}, frechet_distance=10.0), REAL)
     assert jitter.rank > clean.rank
-    assert judge(summary(frechet_distance=25.0), REAL).rank < clean.rank
+    assert judge(summary(frechet_distance=22.0), REAL).rank < clean.rank
     # real dance that loops a little moves the loop cap with it
     assert judge(summary(loop_ratio=0.05), {**REAL, "loop_ratio": 0.04}).failed == ()
     # a burst: a clean mean with one bad 10 s window fails its worst-window gate
@@ -80,19 +80,27 @@ def test_dances_closer_to_the_training_frames_than_the_clip_or_too_far_from_it_f
     far = judge(summary(frechet_distance=33.0), held_out)
     assert far.failed == ("frechet",) and far.shortfall == pytest.approx(0.1)
     # between two dances that each miss one gate, the nearer miss wins: a little too close to the
-    # training frames (4%) beats much too far from the clip (10%), whatever the Frechet distance
+    # training frames (4%) beats much too far from the clip (10%)
     assert close.rank < far.rank
     # runs begun before these gates go on without them; no held-out level, no best-IoU gate
     assert judge(summary(memorisation_mean_best_iou=0.884, frechet_distance=33.0), held_out,
                  memorisation=False).failed == ()
     assert judge(summary(memorisation_mean_best_iou=0.884), REAL).failed == ()
+    # a clip too short for a Frechet level of its own: no Frechet gate (not the raw distance vs 1.5)
+    assert judge(summary(frechet_distance=33.0), {**held_out, "frechet_distance": None}).failed == ()
 
 
 def test_a_score_that_could_not_be_measured_fails_its_gate():
     broken = judge(summary(freeze_ratio=math.nan), REAL)
     assert broken.failed == ("freeze",) and broken.shortfall == math.inf
     assert broken.rank > judge(summary(loop_ratio=0.5), REAL).rank  # any measured miss ranks ahead
-    assert judge(summary(diversity=None), REAL).failed == ()  # one dance: no diversity, no gate
+    assert judge(summary(frechet_distance=math.nan), REAL).failed == ("frechet",)
+    # the clip has a best-IoU level and the dances none: missed, not passed
+    unmeasured = summary()
+    del unmeasured["memorisation_mean_best_iou"]
+    assert judge(unmeasured, {**REAL, "memorisation_mean_best_iou": 0.85}).failed == ("best IoU",)
+    # a level that was not measured sets no bound
+    assert judge(summary(), {**REAL, "memorisation_mean_best_iou": math.nan}).failed == ()
 
 
 def test_a_best_check_kept_before_the_shortfall_existed_still_ranks():
@@ -127,6 +135,8 @@ def test_gate_bounds_caps_are_strict_floors_and_ranges_inclusive():
     assert judge(summary(diversity=0.6 * 0.9), REAL).failed == ()  # exactly the floor passes
     assert judge(summary(copied_frame_ratio=selection.COPIED_SLACK), REAL).failed == ()  # the bound passes
     assert judge(summary(copied_frame_ratio=selection.COPIED_SLACK + 0.01), REAL).failed == ("copied",)
+    assert judge(summary(frechet_distance=20.0 * selection.FRECHET_CAP), REAL).failed == ()  # the cap passes
+    assert judge(summary(frechet_distance=20.0 * selection.FRECHET_CAP + 0.1), REAL).failed == ("frechet",)
     assert judge(summary(diversity=None), REAL).failed == ()  # one dance: no diversity to judge
 
 
@@ -299,6 +309,27 @@ def test_a_checkpoint_of_the_earlier_version_resumes(tmp_path):
     assert metadata["selection"]["by"] == "nll" and metadata["selection"]["scores"] is None
     nll = [float(row["val_nll_nats_per_frame"]) for row in rows(run)]
     assert metadata["exported_epoch"] == nll.index(min(nll)) + 1
+
+
+def test_a_run_begun_before_the_best_iou_and_frechet_gates_resumes_without_them(tmp_path):
+    """A checkpoint that judged by rollout without ``select_memorisation`` goes on judging as it
+    began (its kept check was ranked without those gates); a new run keeps them on resume."""
+    from dancenet.checkpoint import load_checkpoint, save_checkpoint
+
+    for label, begun_before in (("old", True), ("new", False)):
+        (tmp_path / label).mkdir()
+        run = run_with_vae(tmp_path / label)
+        first = train_motion(run, tiny_motion(), replace(RECIPE, epochs=4), RunOptions(quiet=True, max_steps=7))
+        assert first.stopped == "max_steps"
+        path = run / "motion-train" / "checkpoint.pt"
+        checkpoint = load_checkpoint(path)
+        assert checkpoint["training"]["select_memorisation"] is True
+        if begun_before:
+            checkpoint["training"].pop("select_memorisation")
+            save_checkpoint(path, checkpoint)
+        train_motion(run, options=RunOptions(quiet=True, resume=True))
+        training = load_motion(run)[2]["training"]
+        assert training["select"] == "rollout" and training["select_memorisation"] is not begun_before
 
 
 def test_clip_settings_that_cannot_work_are_one_line_errors(tmp_path):

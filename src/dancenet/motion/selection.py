@@ -15,7 +15,8 @@ that ranks two checks (docs/motion.md, "Selection by rollout"):
    worst 10 s window of any dance artifacts under 2% and loops under 10% (plus the clip's own
    worst): a mean hides a burst a viewer sees at once; and issue 14's last two targets: the
    dances' frames no closer to the training frames (mean best IoU) than the clip's own, and a
-   Frechet distance at most 1.5x the clip's own level (its first half against its second);
+   Frechet distance at most 1.5x the clip's own level (its first half against its second). A
+   score that could not be measured fails its gate; a gate whose level the clip lacks is left out;
 2. then the smaller shortfall: how far the missed gates are missed, each as a fraction of its
    bound, summed (a dance 4% short of the diversity floor beats one 13% short; a dance that stays
    closer to the training frames has a lower Frechet distance, so that must not decide between
@@ -220,7 +221,8 @@ def judge(summary: dict, real: dict, sigma_temperature: float = 1.0, noise_corre
               "worst_artifacts": _worst(summary, "artifact_ratio"), "worst_loop": _worst(summary, "loop_ratio"),
               "best_iou": summary.get("memorisation_mean_best_iou", math.nan)}
     # each gate: its value, the (low, high) bounds it must stay within (None: no bound) and
-    # whether reaching ``high`` already fails (the caps); floors and ranges are inclusive
+    # whether reaching ``high`` already fails (the "under" caps: freeze, loops, artifacts); the
+    # "at most" bounds (copied, Frechet, best IoU), floors and ranges are inclusive
     bounds = {
         "freeze": (scores["freeze"], None, FREEZE_CAP, True),
         "loop": (scores["loop"], None, LOOP_CAP + (real.get("loop_ratio") or 0.0), True),
@@ -232,9 +234,10 @@ def judge(summary: dict, real: dict, sigma_temperature: float = 1.0, noise_corre
     if worst_window:
         bounds["worst artifacts"] = (scores["worst_artifacts"], None, WORST_ARTIFACT_CAP, True)
         bounds["worst loop"] = (scores["worst_loop"], None, WORST_LOOP_CAP + _worst(real, "loop_ratio"), True)
-    if memorisation:
-        bounds["frechet"] = (frechet, None, FRECHET_CAP, False)
-        if real.get("memorisation_mean_best_iou") is not None:  # a held-out reference has one
+    if memorisation:  # each only where the clip has a level of its own to compare with
+        if _measured(real.get("frechet_distance")):  # a clip of at least two Frechet windows
+            bounds["frechet"] = (frechet, None, FRECHET_CAP, False)
+        if _measured(real.get("memorisation_mean_best_iou")):  # a held-out reference
             bounds["best IoU"] = (scores["best_iou"], None, real["memorisation_mean_best_iou"], False)
     failed, shortfall = [], 0.0
     for name, (value, low, high, strict) in bounds.items():
@@ -253,6 +256,11 @@ def judge(summary: dict, real: dict, sigma_temperature: float = 1.0, noise_corre
     return Check(failed=tuple(failed), frechet_ratio=frechet, scores=scores,
                  sigma_temperature=sigma_temperature, noise_correlation=noise_correlation,
                  shortfall=shortfall)
+
+
+def _measured(value) -> bool:
+    """A level that was measured: a positive number (not None, 0 or NaN)."""
+    return value is not None and value > 0
 
 
 def _worst(summary: dict, key: str) -> float:

@@ -190,13 +190,53 @@ def test_redraws_carry_only_the_kept_draws_noise(run):
     assert len(draws) == 3
     # each draw mixed the starting noise with a fresh one, never a rejected draw's noise: replaying
     # the same generator from the starting noise gives each draw's noise
+    # (redraw k of 2 at 1 - k / 2 of the correlation)
     again = torch.Generator().manual_seed(4)
-    for draw in draws:
+    for attempt, draw in enumerate(draws):
         replay = CorrelatedNoise(0.7)
-        replay.previous = start.clone()
+        replay.previous, replay.loosen = start.clone(), attempt / 2
         sample(params, again, 1.0, 1.0, replay)
         torch.testing.assert_close(replay.previous, draw)
     torch.testing.assert_close(noise.previous, draws[1])  # the kept draw's noise carries on
+    assert noise.loosen == 0.0  # the next step's first draw keeps the full correlation
+
+
+def test_loosened_noise_stays_standard_normal_and_tied_less():
+    """A redraw's noise is still N(0, 1), correlated ``c (1 - loosen)`` with the previous draw's;
+    fully loosened it is the fresh draw itself."""
+    from dancenet.motion.mdn import CorrelatedNoise
+
+    generator = torch.Generator().manual_seed(0)
+    previous, fresh = (torch.randn(200_000, generator=generator) for _ in range(2))
+    for loosen, correlation in ((0.0, 0.9), (0.5, 0.45), (1.0, 0.0)):
+        noise = CorrelatedNoise(0.9)
+        noise.previous, noise.loosen = previous, loosen
+        drawn = noise(fresh)
+        assert abs(float(drawn.std()) - 1.0) < 0.01
+        assert abs(float(torch.corrcoef(torch.stack([drawn, previous]))[0, 1]) - correlation) < 0.01
+    torch.testing.assert_close(drawn, fresh)
+
+
+def test_redraws_get_away_from_where_strongly_correlated_noise_carries_the_dance(run):
+    """At a high noise correlation every redraw at the full correlation lands next to the rejected
+    draw (a copied pose stays copied); the loosened redraws get away from it."""
+    from dancenet.generate import RETRIES, next_step
+    from dancenet.motion.mdn import CorrelatedNoise, MixtureParameters
+
+    dancer = dancenet.load(run)
+    model, scaler = dancer.motion, dancer.scaler
+    params, state = model(scaler.normalise(dancer.prime_latents("take0:20"))[None], None)
+    params = MixtureParameters(*(value[:, -1] for value in params))
+    noise, generator = CorrelatedNoise(0.99), torch.Generator().manual_seed(4)
+    start = torch.randn(1, 8, generator=torch.Generator().manual_seed(9))
+    noise.previous = start.clone()
+
+    def broken(latents, rows):  # a draw still carried by the starting noise copies (say)
+        similarity = torch.nn.functional.cosine_similarity(noise.previous, start)
+        return (similarity > 0.8).to(torch.float64)
+
+    next_step(model, scaler, params, state, generator, 1.0, 1.0, noise, broken, RETRIES)
+    assert float(torch.nn.functional.cosine_similarity(noise.previous, start)) <= 0.8
 
 
 def test_redraws_in_a_batch_replace_only_the_broken_rows(run):
@@ -398,6 +438,47 @@ def test_draws_that_copy_a_training_frame_are_drawn_again(monkeypatch):
     check = DrawCheck(lambda latents: bank[latents[:, 0].long().numpy()], copies=Copies.from_frames(bank[:10]))
     scores = check(torch.tensor([[2.0, 0.0], [20.0, 0.0], [25.0, 0.0]]), torch.arange(3))
     assert scores[0] > scores[1] > BROKEN_SHARE >= scores[2]
+
+
+def test_the_copy_guard_redraws_from_a_margin_below_evaluates_copied_frame_level(monkeypatch):
+    """The guard compares with decoded footage, evaluate with the footage itself, so the guard
+    redraws a draw that is within ``MARGIN`` of evaluate's copied-frame IoU, not only above it."""
+    import dancenet.generate
+    from dancenet.copies import MARGIN, Copies
+    from dancenet.evaluate.metrics import best_match_iou
+    from dancenet.evaluate.suite import MetricSettings
+    from dancenet.generate import BROKEN_SHARE, DrawCheck
+
+    monkeypatch.setattr(dancenet.generate, "broken_share", lambda frame: 0.0)
+    bank, copied = blobs(10, 6), MetricSettings().copied_iou
+    near = bank[4].copy()
+    for row, column in zip(*np.nonzero(near)):  # take pixels off until evaluate no longer counts it
+        if best_match_iou(near[None], bank)[0] < copied:
+            break
+        near[row, column] = False
+    assert copied - MARGIN <= best_match_iou(near[None], bank)[0] < copied
+    frames = np.stack([near, blobs(1, 7)[0]])
+    check = DrawCheck(lambda latents: frames[latents[:, 0].long().numpy()], copies=Copies.from_frames(bank))
+    scores = check(torch.tensor([[0.0], [1.0]]), torch.arange(2))
+    assert scores[0] > BROKEN_SHARE >= scores[1]
+
+
+def test_redraws_widen_the_spread(run, monkeypatch):
+    """Redraw k of R draws at 1 + REDRAW_WIDEN k / R times the spread: where the model is sure
+    of its next pose, draws at its own spread would land on it again and again."""
+    import dancenet.generate
+    from dancenet.generate import REDRAW_WIDEN, next_step
+    from dancenet.motion.mdn import MixtureParameters
+
+    dancer = dancenet.load(run)
+    model, scaler = dancer.motion, dancer.scaler
+    params, state = model(scaler.normalise(dancer.prime_latents("take0:20"))[None], None)
+    params = MixtureParameters(*(value[:, -1] for value in params))
+    spreads, draw = [], dancenet.generate.draw
+    monkeypatch.setattr(dancenet.generate, "draw", lambda *args: spreads.append(args[5]) or draw(*args))
+    next_step(model, scaler, params, state, torch.Generator().manual_seed(0), 1.0, 0.5, None,
+              lambda latents, rows: torch.ones(len(latents), dtype=torch.float64), 4)
+    assert spreads == pytest.approx([0.5 * (1 + REDRAW_WIDEN * k / 4) for k in range(5)])
 
 
 def test_motion_training_keeps_the_training_frames_generation_checks(run, tmp_path, capsys):

@@ -41,6 +41,10 @@ PRIME_SECONDS = 2.0
 # more than BROKEN_SHARE of its foreground outside the main body (evaluate's artifact measure) is
 # drawn again, up to RETRIES times, and the least broken draw is kept.
 RETRIES = 7
+# Redraw k of R draws at (1 + REDRAW_WIDEN k / R) times the spread, and with correlated noise at
+# (1 - k / R) of its correlation (next_step): where the model is sure of its next pose (a pose of
+# its footage, say) draws at the same spread land on it again and again.
+REDRAW_WIDEN = 1.0
 MAX_RETRIES = 100
 BROKEN_SHARE = 0.02
 MAX_PIECES = 16  # a frame in more pieces is broken (scored 1)
@@ -210,20 +214,30 @@ def next_step(model, scaler, params, state, generator: torch.Generator, temperat
     when it repeats the dance). A row above ``BROKEN_SHARE`` is drawn again from its mixture, up
     to ``retries`` times (a redraw draws every row and keeps the new draw only for rows it
     improves); each row keeps its least broken draw, and only that reaches the state and the
-    noise.
+    noise. Redraw ``k`` of ``retries`` draws at ``1 + REDRAW_WIDEN k / retries`` times the spread
+    and, with correlated ``noise``, continues from the last kept draw's noise at ``1 - k /
+    retries`` of its correlation (:class:`CorrelatedNoise`'s ``loosen``): the first redraws stay
+    near the dance's course, the last ones leave it, so a draw that copies a training frame or
+    repeats the dance can get away from the pose the model and its noise were carrying it to.
     """
     previous = noise.previous if noise is not None else None
     raw, feedback = draw(model, scaler, params, generator, temperature, sigma_temperature, noise)
     if broken is not None and retries > 0:
         shares = torch.as_tensor(broken(raw, torch.arange(len(raw))), dtype=torch.float64).reshape(-1)
         kept = noise.previous if noise is not None else None
-        for _ in range(retries):
+        for attempt in range(1, retries + 1):
             bad = shares > BROKEN_SHARE
             if not bad.any():
                 break
             if noise is not None:
                 noise.previous = previous  # a redraw continues from the last kept draw's noise
-            again, again_feedback = draw(model, scaler, params, generator, temperature, sigma_temperature, noise)
+                noise.loosen = attempt / retries
+            try:
+                again, again_feedback = draw(model, scaler, params, generator, temperature,
+                                             sigma_temperature * (1.0 + REDRAW_WIDEN * attempt / retries), noise)
+            finally:
+                if noise is not None:
+                    noise.loosen = 0.0
             new_shares = torch.full_like(shares, math.inf)
             new_shares[bad] = torch.as_tensor(broken(again[bad], bad.nonzero()[:, 0]),
                                               dtype=torch.float64).reshape(-1)

@@ -81,16 +81,22 @@ class CorrelatedNoise:
     ``1 / (1 - c)`` steps instead of changing every frame: the dance varies more from what the
     model would replay without jittering. ``correlation``: a float in [0, 1) or a (batch, 1)
     tensor of them (one per row).
+
+    ``loosen`` (0 to 1, set by a redraw) scales the correlation down to ``c (1 - loosen)`` for the
+    next draws: each draw is still N(0, 1), but tied less to the previous one, so a redraw can
+    leave the pose the last draw's noise was carrying the dance into (at ``c`` = 0.9 a redraw
+    with the full correlation moves only 0.44 of a fresh draw away from it).
     """
 
     def __init__(self, correlation):
         self.correlation = correlation
-        self.fresh_weight = (1.0 - correlation * correlation) ** 0.5
+        self.loosen = 0.0
         self.previous: torch.Tensor | None = None
 
     def __call__(self, fresh: torch.Tensor) -> torch.Tensor:
         if self.previous is not None:
-            fresh = self.correlation * self.previous + self.fresh_weight * fresh
+            correlation = self.correlation * (1.0 - self.loosen)
+            fresh = correlation * self.previous + (1.0 - correlation * correlation) ** 0.5 * fresh
         self.previous = fresh
         return fresh
 

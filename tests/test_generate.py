@@ -440,29 +440,6 @@ def test_draws_that_copy_a_training_frame_are_drawn_again(monkeypatch):
     assert scores[0] > scores[1] > BROKEN_SHARE >= scores[2]
 
 
-def test_the_copy_guard_redraws_from_a_margin_below_evaluates_copied_frame_level(monkeypatch):
-    """The guard compares with decoded footage, evaluate with the footage itself, so the guard
-    redraws a draw that is within ``MARGIN`` of evaluate's copied-frame IoU, not only above it."""
-    import dancenet.generate
-    from dancenet.copies import MARGIN, Copies
-    from dancenet.evaluate.metrics import best_match_iou
-    from dancenet.evaluate.suite import MetricSettings
-    from dancenet.generate import BROKEN_SHARE, DrawCheck
-
-    monkeypatch.setattr(dancenet.generate, "broken_share", lambda frame: 0.0)
-    bank, copied = blobs(10, 6), MetricSettings().copied_iou
-    near = bank[4].copy()
-    for row, column in zip(*np.nonzero(near)):  # take pixels off until evaluate no longer counts it
-        if best_match_iou(near[None], bank)[0] < copied:
-            break
-        near[row, column] = False
-    assert copied - MARGIN <= best_match_iou(near[None], bank)[0] < copied
-    frames = np.stack([near, blobs(1, 7)[0]])
-    check = DrawCheck(lambda latents: frames[latents[:, 0].long().numpy()], copies=Copies.from_frames(bank))
-    scores = check(torch.tensor([[0.0], [1.0]]), torch.arange(2))
-    assert scores[0] > BROKEN_SHARE >= scores[1]
-
-
 def test_redraws_widen_the_spread(run, monkeypatch):
     """Redraw k of R draws at 1 + REDRAW_WIDEN k / R times the spread: where the model is sure
     of its next pose, draws at its own spread would land on it again and again."""

@@ -26,10 +26,6 @@ import torch
 from .errors import input_error
 
 LIBRARY_FRAMES = 4000  # as many as evaluate's memorisation compares with
-# The guard compares with the decoded footage, evaluate with the footage itself: they differ by up
-# to about this much IoU at the copied-frame level (docs/motion.md, "The copy guard"), so the
-# guard redraws from this far below evaluate's copied-frame IoU.
-MARGIN = 0.01
 FACTOR = 4  # evaluate compares frames at 1/4 resolution
 LIBRARY_SUFFIX = ".library.npz"
 DECODE_BATCH = 256
@@ -43,7 +39,7 @@ def library_path(run: str | os.PathLike, name: str) -> Path:
 class Copies:
     """Training frames, to tell how closely a frame copies one of them: the best soft IoU at
     1/``FACTOR`` resolution (``evaluate``'s memorisation measure); a frame at ``threshold``
-    (``evaluate``'s copied-frame IoU less ``MARGIN``) or above is a copy.
+    (``evaluate``'s copied-frame IoU) or above is a copy.
 
     The frames are kept feature by feature, (features, n): a silhouette covers a tenth of its
     frame, so a frame is compared on its own dancer blocks alone, reading a tenth of the library
@@ -59,7 +55,7 @@ class Copies:
         descriptors = np.asarray(descriptors, dtype=np.float32)
         self.features = np.ascontiguousarray(descriptors.T)  # (features, n)
         self.norms = np.einsum("ij,ij->i", descriptors, descriptors)
-        self.threshold = MetricSettings().copied_iou - MARGIN
+        self.threshold = MetricSettings().copied_iou
 
     @classmethod
     def from_frames(cls, frames: np.ndarray) -> "Copies":

@@ -201,6 +201,31 @@ def test_redraws_carry_only_the_kept_draws_noise(run):
     assert noise.loosen == 0.0  # the next step's first draw keeps the full correlation
 
 
+def test_a_failed_redraw_leaves_the_noise_at_its_full_correlation(run, monkeypatch):
+    """A redraw that raises (a check interrupted, say) does not leave the noise loosened."""
+    import dancenet.generate
+    from dancenet.generate import next_step
+    from dancenet.motion.mdn import CorrelatedNoise, MixtureParameters
+
+    dancer = dancenet.load(run)
+    model, scaler = dancer.motion, dancer.scaler
+    params, state = model(scaler.normalise(dancer.prime_latents("take0:20"))[None], None)
+    params = MixtureParameters(*(value[:, -1] for value in params))
+    noise, draw, calls = CorrelatedNoise(0.7), dancenet.generate.draw, []
+
+    def failing(*args):
+        calls.append(noise.loosen)
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        return draw(*args)
+
+    monkeypatch.setattr(dancenet.generate, "draw", failing)
+    with pytest.raises(KeyboardInterrupt):
+        next_step(model, scaler, params, state, torch.Generator().manual_seed(0), 1.0, 1.0, noise,
+                  lambda latents, rows: torch.ones(len(latents), dtype=torch.float64), 3)
+    assert calls == [0.0, pytest.approx(1 / 3)] and noise.loosen == 0.0
+
+
 def test_loosened_noise_stays_standard_normal_and_tied_less():
     """A redraw's noise is still N(0, 1), correlated ``c (1 - loosen)`` with the previous draw's;
     fully loosened it is the fresh draw itself."""
@@ -456,6 +481,7 @@ def test_redraws_widen_the_spread(run, monkeypatch):
     next_step(model, scaler, params, state, torch.Generator().manual_seed(0), 1.0, 0.5, None,
               lambda latents, rows: torch.ones(len(latents), dtype=torch.float64), 4)
     assert spreads == pytest.approx([0.5 * (1 + REDRAW_WIDEN * k / 4) for k in range(5)])
+    assert spreads[-1] > spreads[0]
 
 
 def test_motion_training_keeps_the_training_frames_generation_checks(run, tmp_path, capsys):

@@ -231,13 +231,9 @@ def next_step(model, scaler, params, state, generator: torch.Generator, temperat
                 break
             if noise is not None:
                 noise.previous = previous  # a redraw continues from the last kept draw's noise
-                noise.loosen = attempt / retries
-            try:
+            with noise.loosened(attempt / retries) if noise is not None else contextlib.nullcontext():
                 again, again_feedback = draw(model, scaler, params, generator, temperature,
                                              sigma_temperature * (1.0 + REDRAW_WIDEN * attempt / retries), noise)
-            finally:
-                if noise is not None:
-                    noise.loosen = 0.0
             new_shares = torch.full_like(shares, math.inf)
             new_shares[bad] = torch.as_tensor(broken(again[bad], bad.nonzero()[:, 0]),
                                               dtype=torch.float64).reshape(-1)

@@ -12,6 +12,7 @@ the leading dimensions mean (batch, time). Two samplers:
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import NamedTuple
 
@@ -82,16 +83,27 @@ class CorrelatedNoise:
     model would replay without jittering. ``correlation``: a float in [0, 1) or a (batch, 1)
     tensor of them (one per row).
 
-    ``loosen`` (0 to 1, set by a redraw) scales the correlation down to ``c (1 - loosen)`` for the
+    ``loosen`` (0 to 1, set by a redraw within :meth:`loosened`) scales the correlation down to ``c (1 - loosen)`` for the
     next draws: each draw is still N(0, 1), but tied less to the previous one, so a redraw can
-    leave the pose the last draw's noise was carrying the dance into (at ``c`` = 0.9 a redraw
-    with the full correlation moves only 0.44 of a fresh draw away from it).
+    leave the pose the previous noise was carrying the dance into (at ``c`` = 0.9 with the full
+    correlation, every redraw of a step is 0.9 of the same previous noise and only 0.44 of a
+    fresh draw).
     """
 
     def __init__(self, correlation):
         self.correlation = correlation
         self.loosen = 0.0
         self.previous: torch.Tensor | None = None
+
+    @contextlib.contextmanager
+    def loosened(self, loosen: float):
+        """Within the block (a redraw), draws are tied to the previous one at ``1 - loosen`` of the
+        correlation; after it, at the full correlation again, however the block ends."""
+        self.loosen = loosen
+        try:
+            yield self
+        finally:
+            self.loosen = 0.0
 
     def __call__(self, fresh: torch.Tensor) -> torch.Tensor:
         if self.previous is not None:

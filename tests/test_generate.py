@@ -176,28 +176,31 @@ def test_redraws_carry_only_the_kept_draws_noise(run):
     model, scaler = dancer.motion, dancer.scaler
     params, state = model(scaler.normalise(dancer.prime_latents("take0:20"))[None], None)
     params = MixtureParameters(*(value[:, -1] for value in params))
-    noise, generator = CorrelatedNoise(0.7), torch.Generator().manual_seed(4)
-    noise.previous = torch.randn(1, 8, generator=torch.Generator().manual_seed(9))
-    start = noise.previous.clone()
+    noise, generator = CorrelatedNoise(0.7, 0.6), torch.Generator().manual_seed(4)
+    noise.state = (torch.randn(1, 8, generator=torch.Generator().manual_seed(9)),
+                   torch.randn(1, params.logits.shape[-1], generator=torch.Generator().manual_seed(10)))
+    start = tuple(value.clone() for value in noise.state)
     order = iter([0.9, 0.1, 0.5])  # the second of three draws is the least broken
     draws = []
 
     def broken(latents, rows):
-        draws.append(noise.previous.clone())
+        draws.append(tuple(value.clone() for value in noise.state))
         return next(order)
 
     next_step(model, scaler, params, state, generator, 1.0, 1.0, noise, broken, 2)
     assert len(draws) == 3
-    # each draw mixed the starting noise with a fresh one, never a rejected draw's noise: replaying
-    # the same generator from the starting noise gives each draw's noise
-    # (redraw k of 2 at 1 - k / 2 of the correlation)
+    # each draw mixed the starting noise (and component noise) with fresh ones, never a rejected
+    # draw's: replaying the same generator from the starting state gives each draw's state
+    # (redraw k of 2 at 1 - k / 2 of the correlations)
     again = torch.Generator().manual_seed(4)
     for attempt, draw in enumerate(draws):
-        replay = CorrelatedNoise(0.7)
-        replay.previous, replay.loosen = start.clone(), attempt / 2
+        replay = CorrelatedNoise(0.7, 0.6)
+        replay.state, replay.loosen = tuple(value.clone() for value in start), attempt / 2
         sample(params, again, 1.0, 1.0, replay)
-        torch.testing.assert_close(replay.previous, draw)
-    torch.testing.assert_close(noise.previous, draws[1])  # the kept draw's noise carries on
+        for replayed, drawn in zip(replay.state, draw):
+            torch.testing.assert_close(replayed, drawn)
+    for carried, kept in zip(noise.state, draws[1]):  # the kept draw's noises carry on
+        torch.testing.assert_close(carried, kept)
     assert noise.loosen == 0.0  # the next step's first draw keeps the full correlation
 
 
@@ -683,6 +686,7 @@ def test_odd_sizes_are_padded_for_h264_and_failures_leave_nothing(tmp_path):
     ["--seconds", "0"], ["--seconds", "-3"], ["--temperature", "0"], ["--temperature", "-1"],
     ["--sigma-temperature", "0"], ["--prime", "nosuchclip"], ["--scale", "0"],
     ["--noise-correlation", "1"], ["--noise-correlation", "-0.1"], ["--retries", "-1"], ["--retries", "101"],
+    ["--component-correlation", "1"], ["--component-correlation", "nan"],
 ])
 def test_bad_options_are_one_line_errors_without_output(run, tmp_path, capsys, options):
     assert generate(run, tmp_path / "out.mp4", *options) == 2
@@ -707,6 +711,25 @@ def test_the_models_recommended_noise_correlation_applies_unless_one_is_given(ru
     assert generate(runs[0.8], videos["overridden"], "--seconds", "1", "--noise-correlation", "0") == 0
     data = {name: path.read_bytes() for name, path in videos.items()}
     assert data["recommended"] == data["given"] != data["plain"] == data["overridden"]
+
+
+def test_component_correlation_is_on_by_default_and_can_be_set(run, tmp_path):
+    """Generation correlates the component draws (COMPONENT_CORRELATION) unless told otherwise;
+    --component-correlation 0 draws each step's component afresh."""
+    from dancenet.generate import COMPONENT_CORRELATION
+
+    assert dancenet.load(run).component_correlation == COMPONENT_CORRELATION > 0
+    videos = {name: tmp_path / f"{name}.mp4" for name in ("default", "given", "fresh")}
+    assert generate(run, videos["default"], "--seconds", "1") == 0
+    assert generate(run, videos["given"], "--seconds", "1", "--component-correlation", str(COMPONENT_CORRELATION)) == 0
+    assert generate(run, videos["fresh"], "--seconds", "1", "--component-correlation", "0") == 0
+    data = {name: path.read_bytes() for name, path in videos.items()}
+    assert data["default"] == data["given"] != data["fresh"]
+    dancer = dancenet.load(run)
+    dancer.component_correlation = 0.0
+    fresh = dancer.generate(seconds=1)
+    dancer.component_correlation = COMPONENT_CORRELATION
+    assert not np.array_equal(fresh, dancer.generate(seconds=1))
 
 
 def test_bad_outputs_and_runs(run, tmp_path, capsys):

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from dancenet.motion import mdn
 from dancenet.motion.mdn import (CorrelatedNoise, MixtureParameters, log_likelihood, most_likely_mean, sample,
                                  sample_2018, to_distribution)
 
@@ -97,6 +98,23 @@ def test_correlated_noise_keeps_each_draw_standard_normal_and_carries_the_last_o
     plain = CorrelatedNoise(0.0)
     plain(torch.randn(3, 5, generator=generator))
     assert torch.equal(plain(fresh), fresh)
+
+
+def test_correlated_component_draws_keep_the_mixture_weights_and_switch_less():
+    """With component_correlation, each step still chooses component k with probability
+    softmax(logits)_k, but the chosen component changes less often from one step to the next."""
+    logits = torch.log(torch.tensor([0.5, 0.3, 0.15, 0.05])).expand(20_000, 4)
+    params = MixtureParameters(logits, torch.zeros(20_000, 4, 1), torch.zeros(20_000, 4, 1))
+    switches = {}
+    for correlation in (0.0, 0.6):
+        generator, noise = torch.Generator().manual_seed(5), CorrelatedNoise(0.0, correlation)
+        chosen = [mdn._choose_component(params.logits, generator, 1.0, noise) for _ in range(3)]
+        for step in chosen:
+            shares = torch.bincount(step, minlength=4) / len(step)
+            assert torch.allclose(shares, torch.tensor([0.5, 0.3, 0.15, 0.05]), atol=0.015)
+        switches[correlation] = float((chosen[2] != chosen[1]).float().mean())
+    assert switches[0.0] == pytest.approx(1 - (0.25 + 0.09 + 0.0225 + 0.0025), abs=0.015)  # independent
+    assert switches[0.6] < 0.8 * switches[0.0]
 
 
 def test_sampling_with_correlated_noise_moves_each_row_less_from_step_to_step():

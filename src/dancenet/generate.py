@@ -45,6 +45,10 @@ RETRIES = 7
 # (1 - k / R) of its correlation (next_step): where the model is sure of its next pose (a pose of
 # its footage, say) draws at the same spread land on it again and again.
 REDRAW_WIDEN = 1.0
+# How much of each step's draw that chooses the mixture component carries into the next
+# (CorrelatedNoise's component_correlation): a component drawn afresh at every step makes the
+# dancer flicker (docs/motion.md, "What motion energy hides"); 0.9 makes her freeze.
+COMPONENT_CORRELATION = 0.6
 MAX_RETRIES = 100
 BROKEN_SHARE = 0.02
 MAX_PIECES = 16  # a frame in more pieces is broken (scored 1)
@@ -86,10 +90,10 @@ def check_retries(value: int) -> None:
         raise DancenetError(f"--retries {value}: must be a whole number from 0 to {MAX_RETRIES}")
 
 
-def check_noise_correlation(value: float) -> None:
-    """A user error unless 0 <= value < 1 (1 would never draw anything new)."""
+def check_noise_correlation(value: float, flag: str = "--noise-correlation") -> None:
+    """A user error naming ``flag`` unless 0 <= value < 1 (1 would never draw anything new)."""
     if not (math.isfinite(value) and 0.0 <= value < 1.0):
-        raise DancenetError(f"--noise-correlation {value}: must be at least 0 and below 1")
+        raise DancenetError(f"{flag} {value}: must be at least 0 and below 1")
 
 
 def parse_prime(text: str) -> tuple[str, int | None]:
@@ -131,7 +135,7 @@ def rollout(model, scaler, context: torch.Tensor, frames: int, generator: torch.
             temperature: float = 1.0, sigma_temperature: float = 1.0,
             chunk: int = CHUNK, noise_correlation: float = 0.0,
             broken: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-            retries: int = 0) -> Iterator[torch.Tensor]:
+            retries: int = 0, component_correlation: float = 0.0) -> Iterator[torch.Tensor]:
     """Sample ``frames`` latents after reading ``context`` -> chunks of raw latents (n, L).
 
     model: a :class:`~dancenet.motion.model.MotionModel` in eval mode; scaler: its LatentScaler.
@@ -139,7 +143,8 @@ def rollout(model, scaler, context: torch.Tensor, frames: int, generator: torch.
     first generated one). The state is carried through the whole rollout. ``sigma_temperature``
     is ignored by the dancenet-2018 sampler, which has one temperature for both (as the original),
     and so is ``noise_correlation`` (how much of each step's noise carries into the next:
-    :class:`~dancenet.motion.mdn.CorrelatedNoise`; 0 = independent draws). ``broken``: a
+    :class:`~dancenet.motion.mdn.CorrelatedNoise`; 0 = independent draws), and
+    ``component_correlation`` (the same for the draws that choose the mixture component). ``broken``: a
     :class:`DrawCheck` (or any ``broken`` of :func:`next_step`); with it, a step that scores
     above ``BROKEN_SHARE`` is drawn again up to ``retries`` times.
     """
@@ -148,7 +153,8 @@ def rollout(model, scaler, context: torch.Tensor, frames: int, generator: torch.
     config = model.config
     params, state = model(scaler.normalise(context)[None], None)
     params = MixtureParameters(*(value[:, -1] for value in params))
-    noise = CorrelatedNoise(noise_correlation) if noise_correlation else None
+    noise = CorrelatedNoise(noise_correlation, component_correlation) \
+        if noise_correlation or component_correlation else None
     done = 0
     while done < frames:
         count = min(chunk, frames - done)
@@ -220,17 +226,17 @@ def next_step(model, scaler, params, state, generator: torch.Generator, temperat
     near the dance's course, the last ones leave it, so a draw that copies a training frame or
     repeats the dance can get away from the pose the model and its noise were carrying it to.
     """
-    previous = noise.previous if noise is not None else None
+    previous = noise.state if noise is not None else None
     raw, feedback = draw(model, scaler, params, generator, temperature, sigma_temperature, noise)
     if broken is not None and retries > 0:
         shares = torch.as_tensor(broken(raw, torch.arange(len(raw))), dtype=torch.float64).reshape(-1)
-        kept = noise.previous if noise is not None else None
+        kept = noise.state if noise is not None else None
         for attempt in range(1, retries + 1):
             bad = shares > BROKEN_SHARE
             if not bad.any():
                 break
             if noise is not None:
-                noise.previous = previous  # a redraw continues from the last kept draw's noise
+                noise.state = previous  # a redraw continues from the last kept draw's noise
             with noise.loosened(attempt / retries) if noise is not None else contextlib.nullcontext():
                 again, again_feedback = draw(model, scaler, params, generator, temperature,
                                              sigma_temperature * (1.0 + REDRAW_WIDEN * attempt / retries), noise)
@@ -242,9 +248,9 @@ def next_step(model, scaler, params, state, generator: torch.Generator, temperat
             rows = better.to(raw.device)[:, None]
             raw, feedback = torch.where(rows, again, raw), torch.where(rows, again_feedback, feedback)
             if noise is not None:
-                kept = torch.where(rows, noise.previous, kept)
+                kept = noise.choose(rows, noise.state, kept)
         if noise is not None:
-            noise.previous = kept
+            noise.state = kept
         keep = getattr(broken, "keep", None)
         if keep is not None:
             keep(raw)
@@ -443,6 +449,8 @@ class Dancer:
     noise_correlation: how much of each rollout step's noise carries into the next
     (:class:`~dancenet.motion.mdn.CorrelatedNoise`): the model's recommendation (``sampling`` in
     motion.json; 0 for models that have none), which a caller may set (``--noise-correlation``).
+    component_correlation: the same for the draws that choose the mixture component
+    (``COMPONENT_CORRELATION``; ``--component-correlation``).
     retries: how many times a step whose frame breaks apart is drawn again (whole-body sampling,
     ``RETRIES``; 0 for the dancenet-2018 preset, which keeps the 2018 sampler); a caller may set it
     (``--retries``). name: the motion model's name in ``directory`` (its training frames, for the
@@ -458,6 +466,7 @@ class Dancer:
         self.fps = float(metadata.get("fps", 30.0))
         self.preset = metadata.get("preset", motion.config.preset)
         self.noise_correlation = float((metadata.get("sampling") or {}).get("noise_correlation", 0.0))
+        self.component_correlation = COMPONENT_CORRELATION
         self.retries = 0 if self.preset == "dancenet-2018" else RETRIES
 
     def temperatures(self, temperature: float | None,
@@ -547,7 +556,8 @@ class Dancer:
         context = context.flip(0)[::stride].flip(0).to(self.device)
         steps = rollout(self.motion, self.scaler, context, -(-frames // stride), generator,
                         temperature, sigma_temperature, max(1, chunk // stride), self.noise_correlation,
-                        WholeBody(self, reuse) if self.retries else None, self.retries)
+                        WholeBody(self, reuse) if self.retries else None, self.retries,
+                        self.component_correlation)
         return interpolate(steps, context[-1], stride, frames) if stride > 1 else steps
 
     # ---------------------------------------------------------------------------- frames

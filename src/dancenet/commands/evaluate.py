@@ -49,6 +49,10 @@ def register(commands, train_commands, common) -> None:
                              "(0: a fresh draw every frame; 0.7: slower variation that strays further from "
                              "the training dance; default: the model's recommended value, else 0; "
                              "ignored by dancenet-2018)")
+    parser.add_argument("--component-correlation", type=float, default=None, metavar="R",
+                        help="how much of each frame's choice among the model's mixture components "
+                             "carries into the next, 0 to below 1 (default 0.6; 0: a fresh choice every "
+                             "frame; ignored by dancenet-2018)")
     add_retries_argument(parser)
     parser.add_argument("--motion", default="motion", metavar="NAME", type=name_type("--motion"),
                         help="motion model inside RUN (default motion -> RUN/motion.*)")
@@ -160,6 +164,8 @@ def run_evaluate(args) -> int:
             raise DancenetError(f"{name} {value}: must be positive")
     if args.noise_correlation is not None:
         check_noise_correlation(args.noise_correlation)
+    if args.component_correlation is not None:
+        check_noise_correlation(args.component_correlation, "--component-correlation")
     if args.retries is not None:
         check_retries(args.retries)
     loop_threshold = _loop_threshold(args)
@@ -173,6 +179,8 @@ def run_evaluate(args) -> int:
     model = load(args.run, motion_name=args.motion)
     if args.noise_correlation is not None:
         model.noise_correlation = args.noise_correlation
+    if args.component_correlation is not None:
+        model.component_correlation = args.component_correlation
     if args.retries is not None:
         model.retries = args.retries
     temperature, sigma_temperature = model.temperatures(args.temperature, args.sigma_temperature)
@@ -197,7 +205,8 @@ def run_evaluate(args) -> int:
     evaluation.metrics["source"] = {"kind": "run", "run": str(args.run), "seconds": args.seconds,
                                     "motion": args.motion, "seeds": list(range(args.samples)),
                                     "temperature": temperature, "sigma_temperature": sigma_temperature,
-                                    "noise_correlation": model.noise_correlation, "retries": model.retries}
+                                    "noise_correlation": model.noise_correlation,
+                                    "component_correlation": model.component_correlation, "retries": model.retries}
     evaluation.metrics["timings_seconds"]["generate"] = round(generate_seconds, 3)
     evaluation.metrics["timings_seconds"]["model_metrics"] = round(model_seconds, 3)
     if music is not None:  # the chance level: the same seeds without music

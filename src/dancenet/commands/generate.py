@@ -22,8 +22,10 @@ PNG outputs are silent. Songs are capped at 20 minutes (--seconds takes the star
 temperatures: --temperature divides the mixture logits (lower = the most likely movement more
 often); --sigma-temperature scales each component's spread (lower = smoother, less jitter);
 --noise-correlation lets each frame's variation carry into the next (higher = fewer replayed
-and repeated moves, a few more broken limbs). A model trained with rollout checks recommends
-its spread and correlation; a given value overrides it.
+and repeated moves, a few more broken limbs); --component-correlation does the same for the
+choice of movement among the model's mixture (default 0.6; 0: a fresh choice every frame, which
+makes a dancer trained on little footage flicker). A model trained with rollout checks
+recommends its spread and noise correlation; a given value overrides it.
 
 whole bodies, no replays: a frame whose body comes apart (pieces away from the dancer), one
 that would make the last second replay an earlier second of the dance (a loop), or one that
@@ -59,6 +61,10 @@ def register(commands, train_commands, common) -> None:
                              "(0: a fresh draw every frame; 0.7: slower variation that strays further from "
                              "the training dance; default: the model's recommended value, else 0; "
                              "ignored by dancenet-2018)")
+    parser.add_argument("--component-correlation", type=float, default=None, metavar="R",
+                        help="how much of each frame's choice among the model's mixture components "
+                             "carries into the next, 0 to below 1 (default 0.6; 0: a fresh choice every "
+                             "frame; ignored by dancenet-2018)")
     add_retries_argument(parser)
     parser.add_argument("--prime", metavar="CLIP[:FRAME]",
                         help="start from the real latents of CLIP up to FRAME (0-based)")
@@ -94,6 +100,8 @@ def run_generate(args) -> int:
                   1.0 if args.sigma_temperature is None else args.sigma_temperature)
     if args.noise_correlation is not None:
         check_noise_correlation(args.noise_correlation)
+    if args.component_correlation is not None:
+        check_noise_correlation(args.component_correlation, "--component-correlation")
     if args.retries is not None:
         check_retries(args.retries)
     if args.scale < 1:
@@ -118,6 +126,8 @@ def run_generate(args) -> int:
     dancer = load(args.run, device=args.device, motion_name=args.motion)
     if args.noise_correlation is not None:
         dancer.noise_correlation = args.noise_correlation
+    if args.component_correlation is not None:
+        dancer.component_correlation = args.component_correlation
     if args.retries is not None:
         dancer.retries = args.retries
     if dancer.retries and not args.quiet:

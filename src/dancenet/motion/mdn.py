@@ -54,15 +54,22 @@ def to_distribution(params: MixtureParameters) -> torch.distributions.MixtureSam
 
 
 def _choose_component(logits: torch.Tensor, generator: torch.Generator | None,
-                      temperature: float) -> torch.Tensor:
+                      temperature: float, noise: "CorrelatedNoise | None" = None) -> torch.Tensor:
     """Index (...) of one component per leading index, drawn from softmax(logits / temperature).
 
     Uses the Gumbel-max trick so that one uniform draw per component is all the randomness used;
-    a temperature of 0 picks the most likely component.
+    a temperature of 0 picks the most likely component. With a ``noise`` that correlates the
+    component draws (:class:`CorrelatedNoise`'s ``component_correlation``), the uniforms are its
+    standard normals through the normal CDF: each step still draws from softmax(logits /
+    temperature), but a component tends to stay chosen from one step to the next.
     """
     if temperature <= 0.0:
         return logits.argmax(-1)
-    uniform = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
+    if noise is not None and noise.correlates_components:
+        normal = torch.randn(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
+        uniform = torch.special.ndtr(noise.component(normal))
+    else:
+        uniform = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
     gumbel = -torch.log(-torch.log(uniform.clamp(1e-20, 1.0 - 1e-7)))
     return (logits / temperature + gumbel).argmax(-1)
 
@@ -83,17 +90,38 @@ class CorrelatedNoise:
     model would replay without jittering. ``correlation``: a float in [0, 1) or a (batch, 1)
     tensor of them (one per row).
 
-    ``loosen`` (0 to 1, set by a redraw within :meth:`loosened`) scales the correlation down to ``c (1 - loosen)`` for the
-    next draws: each draw is still N(0, 1), but tied less to the previous one, so a redraw can
-    leave the pose the previous noise was carrying the dance into (at ``c`` = 0.9 with the full
-    correlation, every redraw of a step is 0.9 of the same previous noise and only 0.44 of a
-    fresh draw).
+    ``component_correlation`` (the same kinds of value; 0: fresh draws) correlates the draws that
+    choose the mixture component the same way (:meth:`component`): a component drawn afresh at
+    every step makes the decoded dancer flicker (docs/motion.md, "What motion energy hides").
+
+    ``loosen`` (0 to 1, set by a redraw within :meth:`loosened`) scales both correlations down
+    to ``c (1 - loosen)`` for the next draws: each draw is still N(0, 1), but tied less to the
+    previous one, so a redraw can leave the pose the previous noise was carrying the dance into
+    (at ``c`` = 0.9 with the full correlation, every redraw of a step is 0.9 of the same previous
+    noise and only 0.44 of a fresh draw). :attr:`state` is what a redraw goes back to.
     """
 
-    def __init__(self, correlation):
-        self.correlation = correlation
+    def __init__(self, correlation, component_correlation=0.0):
+        self.correlation, self.component_correlation = correlation, component_correlation
+        self.correlates_components = bool(torch.as_tensor(component_correlation).gt(0).any())
         self.loosen = 0.0
         self.previous: torch.Tensor | None = None
+        self.component_previous: torch.Tensor | None = None
+
+    @property
+    def state(self) -> tuple:
+        """The last draws: (noise, component noise), each None before the first."""
+        return self.previous, self.component_previous
+
+    @state.setter
+    def state(self, value: tuple) -> None:
+        self.previous, self.component_previous = value
+
+    @staticmethod
+    def choose(rows: torch.Tensor, chosen: tuple, others: tuple) -> tuple:
+        """A state made of ``chosen``'s rows where ``rows`` (batch, 1) is true, else ``others``'s."""
+        return tuple(None if new is None else new if old is None else torch.where(rows, new, old)
+                     for new, old in zip(chosen, others))
 
     @contextlib.contextmanager
     def loosened(self, loosen: float):
@@ -105,12 +133,20 @@ class CorrelatedNoise:
         finally:
             self.loosen = 0.0
 
+    def _mix(self, previous, correlation, fresh: torch.Tensor) -> torch.Tensor:
+        if previous is None:
+            return fresh
+        correlation = correlation * (1.0 - self.loosen)
+        return correlation * previous + (1.0 - correlation * correlation) ** 0.5 * fresh
+
     def __call__(self, fresh: torch.Tensor) -> torch.Tensor:
-        if self.previous is not None:
-            correlation = self.correlation * (1.0 - self.loosen)
-            fresh = correlation * self.previous + (1.0 - correlation * correlation) ** 0.5 * fresh
-        self.previous = fresh
-        return fresh
+        self.previous = self._mix(self.previous, self.correlation, fresh)
+        return self.previous
+
+    def component(self, fresh: torch.Tensor) -> torch.Tensor:
+        """The standard normals (..., K) that choose the next mixture component."""
+        self.component_previous = self._mix(self.component_previous, self.component_correlation, fresh)
+        return self.component_previous
 
 
 def sample(params: MixtureParameters, generator: torch.Generator | None = None,
@@ -121,9 +157,10 @@ def sample(params: MixtureParameters, generator: torch.Generator | None = None,
     temperature: divides the mixture logits (0 = always the most likely component).
     sigma_temperature: multiplies every standard deviation (0 = the chosen component's mean); a
     tensor broadcast against (..., D) gives each row its own (all > 0).
-    noise: turns each fresh standard normal draw into the one used (None: independent draws).
+    noise: turns each fresh standard normal draw into the one used, and chooses the component
+    with it too when it correlates components (None: independent draws).
     """
-    index = _choose_component(params.logits, generator, temperature)
+    index = _choose_component(params.logits, generator, temperature, noise)
     mean = _gather_component(params.mean, index)
     if not torch.is_tensor(sigma_temperature) and sigma_temperature <= 0.0:
         return mean

@@ -165,14 +165,14 @@ class RolloutJudge:
         draws, as the checks during training use); ``samplings``: (spread, correlation) pairs,
         default all of the check's."""
         samplings = self.samplings if samplings is None else samplings
-        from ..generate import next_step, single_step_kernels, start_context
+        from ..generate import COMPONENT_CORRELATION, next_step, single_step_kernels, start_context
         from .mdn import CorrelatedNoise, MixtureParameters
 
         count = len(samplings) * self.seeds
         generator = torch.Generator(device=self.device).manual_seed(FIRST_SEED)
         spreads, correlations = (torch.tensor(values, device=self.device).repeat_interleave(self.seeds)[:, None]
                                  for values in zip(*samplings))
-        noise = CorrelatedNoise(correlations)
+        noise = CorrelatedNoise(correlations, COMPONENT_CORRELATION)
         was_training = model.training
         model.eval()
         judged = self.draw_check(count) if retries else None

@@ -103,7 +103,7 @@ def test_evaluate_video_cli_end_to_end(reference, tmp_path, capsys):
 
 def test_evaluate_cli_with_a_stand_in_model(reference, tmp_path, monkeypatch, capsys):
     class StandIn:
-        noise_correlation = 0.0
+        noise_correlation, component_correlation = 0.0, 0.6
         retries = 7
 
         def generate(self, seconds, seed, temperature, sigma_temperature):
@@ -118,9 +118,10 @@ def test_evaluate_cli_with_a_stand_in_model(reference, tmp_path, monkeypatch, ca
     monkeypatch.setattr(dancenet, "load", lambda path, motion_name="motion": StandIn())
     out = tmp_path / "report"
     assert main(["evaluate", str(run), "--reference", str(reference.path), "--seconds", "3", "--samples", "2",
-                 "-o", str(out), "-q", "--retries", "2"]) == 0
+                 "-o", str(out), "-q", "--retries", "2", "--component-correlation", "0.3"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["source"]["retries"] == 2  # the redraws the dances were generated with
+    assert metrics["source"]["component_correlation"] == 0.3
     assert metrics["reference"]["role"] == "held-out clips" and metrics["reference"]["clips"] == ["take2"]
     assert [sample["name"] for sample in metrics["samples"]] == ["seed 0", "seed 1"]
     assert metrics["summary"]["diversity"] > 0.2

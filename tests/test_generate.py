@@ -713,22 +713,31 @@ def test_the_models_recommended_noise_correlation_applies_unless_one_is_given(ru
     assert data["recommended"] == data["given"] != data["plain"] == data["overridden"]
 
 
-def test_component_correlation_is_on_by_default_and_can_be_set(run, tmp_path):
-    """Generation correlates the component draws (COMPONENT_CORRELATION) unless told otherwise;
-    --component-correlation 0 draws each step's component afresh."""
+def test_component_correlation_comes_from_the_model_else_the_default_and_can_be_set(run, tmp_path):
+    """Generation correlates the component draws as the model says, else COMPONENT_CORRELATION;
+    --component-correlation sets it, and 0 draws each step's component afresh."""
     from dancenet.generate import COMPONENT_CORRELATION
 
-    assert dancenet.load(run).component_correlation == COMPONENT_CORRELATION > 0
-    videos = {name: tmp_path / f"{name}.mp4" for name in ("default", "given", "fresh")}
+    assert dancenet.load(run).component_correlation == COMPONENT_CORRELATION
+    info = json.loads((run / "motion.json").read_text())
+    assert info["metadata"]["sampling"]["component_correlation"] == COMPONENT_CORRELATION  # training's
+    recommends = tmp_path / "recommends-0.6"
+    shutil.copytree(run, recommends)
+    info["metadata"]["sampling"]["component_correlation"] = 0.6
+    (recommends / "motion.json").write_text(json.dumps(info))
+    assert dancenet.load(recommends).component_correlation == 0.6  # a model's own value wins
+    videos = {name: tmp_path / f"{name}.mp4" for name in ("default", "given", "calm", "recommended", "fresh")}
     assert generate(run, videos["default"], "--seconds", "1") == 0
     assert generate(run, videos["given"], "--seconds", "1", "--component-correlation", str(COMPONENT_CORRELATION)) == 0
-    assert generate(run, videos["fresh"], "--seconds", "1", "--component-correlation", "0") == 0
+    assert generate(run, videos["calm"], "--seconds", "1", "--component-correlation", "0.6") == 0
+    assert generate(recommends, videos["recommended"], "--seconds", "1") == 0
+    assert generate(recommends, videos["fresh"], "--seconds", "1", "--component-correlation", "0") == 0
     data = {name: path.read_bytes() for name, path in videos.items()}
-    assert data["default"] == data["given"] != data["fresh"]
+    assert data["default"] == data["given"] and data["calm"] == data["recommended"] != data["fresh"]
     dancer = dancenet.load(run)
     dancer.component_correlation = 0.0
     fresh = dancer.generate(seconds=1)
-    dancer.component_correlation = COMPONENT_CORRELATION
+    dancer.component_correlation = 0.6
     assert not np.array_equal(fresh, dancer.generate(seconds=1))
 
 

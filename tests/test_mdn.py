@@ -115,6 +115,19 @@ def test_correlated_component_draws_keep_the_mixture_weights_and_switch_less():
         switches[correlation] = float((chosen[2] != chosen[1]).float().mean())
     assert switches[0.0] == pytest.approx(1 - (0.25 + 0.09 + 0.0225 + 0.0025), abs=0.015)  # independent
     assert switches[0.6] < 0.8 * switches[0.0]
+    # component correlation 0 is the plain draw, the same bits
+    plain = mdn._choose_component(params.logits, torch.Generator().manual_seed(6), 1.0)
+    same = mdn._choose_component(params.logits, torch.Generator().manual_seed(6), 1.0, CorrelatedNoise(0.9, 0.0))
+    assert torch.equal(plain, same)
+
+
+def test_a_redraw_keeps_the_rows_it_improves_of_each_part_of_the_noise_state():
+    kept, again = (torch.zeros(3, 2), None), (torch.ones(3, 2), None)
+    rows = torch.tensor([[True], [False], [True]])
+    chosen = CorrelatedNoise.choose(rows, again, kept)
+    assert chosen[1] is None and chosen[0][:, 0].tolist() == [1.0, 0.0, 1.0]
+    with pytest.raises(ValueError):
+        CorrelatedNoise.choose(rows, (torch.ones(3, 2), torch.ones(3, 4)), kept)
 
 
 def test_sampling_with_correlated_noise_moves_each_row_less_from_step_to_step():

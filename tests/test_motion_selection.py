@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from dancenet.commands.motion import chosen_epoch
+from dancenet.generate import COMPONENT_CORRELATION
 from dancenet.latents import Latents
 from dancenet.motion.batches import split_with_test
 from dancenet.motion.model import load_motion
@@ -232,6 +233,7 @@ def test_the_exported_model_is_the_best_checked_epoch_with_its_spread(tmp_path, 
     assert metadata["sampling"]["sigma_temperature"] in RECIPE.select_sigma_temperatures
     assert metadata["sampling"]["noise_correlation"] == float(checked[best]["rollout_noise_correlation"])
     assert metadata["sampling"]["noise_correlation"] in RECIPE.select_noise_correlations
+    assert metadata["sampling"]["component_correlation"] == COMPONENT_CORRELATION  # as its checks drew
     assert all(math.isfinite(float(row["rollout_energy_ratio"])) for row in checked)
     assert all(0 <= float(row["rollout_best_iou"]) <= 1 for row in checked)
     # what `dancenet train motion` prints about it

@@ -46,9 +46,11 @@ RETRIES = 7
 # its footage, say) draws at the same spread land on it again and again.
 REDRAW_WIDEN = 1.0
 # How much of each step's draw that chooses the mixture component carries into the next
-# (CorrelatedNoise's component_correlation): a component drawn afresh at every step makes the
-# dancer flicker (docs/motion.md, "What motion energy hides"); 0.9 makes her freeze.
-COMPONENT_CORRELATION = 0.6
+# (CorrelatedNoise's component_correlation), unless a model says: a component drawn afresh at every
+# step makes a dancer trained on little footage flicker, and 0.6 calms her; but it also moved
+# dances to music off the song's tempo on short test songs, so it stays off by default until that
+# is measured (docs/motion.md, "Component draws correlated in time").
+COMPONENT_CORRELATION = 0.0
 MAX_RETRIES = 100
 BROKEN_SHARE = 0.02
 MAX_PIECES = 16  # a frame in more pieces is broken (scored 1)
@@ -90,7 +92,7 @@ def check_retries(value: int) -> None:
         raise DancenetError(f"--retries {value}: must be a whole number from 0 to {MAX_RETRIES}")
 
 
-def check_noise_correlation(value: float, flag: str = "--noise-correlation") -> None:
+def check_correlation(value: float, flag: str = "--noise-correlation") -> None:
     """A user error naming ``flag`` unless 0 <= value < 1 (1 would never draw anything new)."""
     if not (math.isfinite(value) and 0.0 <= value < 1.0):
         raise DancenetError(f"{flag} {value}: must be at least 0 and below 1")
@@ -449,8 +451,9 @@ class Dancer:
     noise_correlation: how much of each rollout step's noise carries into the next
     (:class:`~dancenet.motion.mdn.CorrelatedNoise`): the model's recommendation (``sampling`` in
     motion.json; 0 for models that have none), which a caller may set (``--noise-correlation``).
-    component_correlation: the same for the draws that choose the mixture component
-    (``COMPONENT_CORRELATION``; ``--component-correlation``).
+    component_correlation: the same for the draws that choose the mixture component: the model's
+    (``sampling`` in motion.json), else ``COMPONENT_CORRELATION``; ``--component-correlation``
+    (ignored by the dancenet-2018 sampler).
     retries: how many times a step whose frame breaks apart is drawn again (whole-body sampling,
     ``RETRIES``; 0 for the dancenet-2018 preset, which keeps the 2018 sampler); a caller may set it
     (``--retries``). name: the motion model's name in ``directory`` (its training frames, for the
@@ -466,7 +469,8 @@ class Dancer:
         self.fps = float(metadata.get("fps", 30.0))
         self.preset = metadata.get("preset", motion.config.preset)
         self.noise_correlation = float((metadata.get("sampling") or {}).get("noise_correlation", 0.0))
-        self.component_correlation = COMPONENT_CORRELATION
+        self.component_correlation = float((metadata.get("sampling") or {}).get("component_correlation",
+                                                                                 COMPONENT_CORRELATION))
         self.retries = 0 if self.preset == "dancenet-2018" else RETRIES
 
     def temperatures(self, temperature: float | None,

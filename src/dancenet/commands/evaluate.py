@@ -31,7 +31,7 @@ mean, the summary gives its worst 10 s window of any video and where it is.
 
 def register(commands, train_commands, common) -> None:
     from ..paths import name_type
-    from .generate import add_retries_argument
+    from .generate import add_component_correlation_argument, add_retries_argument
 
     parser = commands.add_parser("evaluate", parents=[common], help="measure how well a run dances",
                                  description="Generate dance with a run and measure it against real dance.",
@@ -49,10 +49,7 @@ def register(commands, train_commands, common) -> None:
                              "(0: a fresh draw every frame; 0.7: slower variation that strays further from "
                              "the training dance; default: the model's recommended value, else 0; "
                              "ignored by dancenet-2018)")
-    parser.add_argument("--component-correlation", type=float, default=None, metavar="R",
-                        help="how much of each frame's choice among the model's mixture components "
-                             "carries into the next, 0 to below 1 (default 0.6; 0: a fresh choice every "
-                             "frame; ignored by dancenet-2018)")
+    add_component_correlation_argument(parser)
     add_retries_argument(parser)
     parser.add_argument("--motion", default="motion", metavar="NAME", type=name_type("--motion"),
                         help="motion model inside RUN (default motion -> RUN/motion.*)")
@@ -143,7 +140,7 @@ def run_evaluate(args) -> int:
     from pathlib import Path
 
     from .. import load
-    from ..generate import check_noise_correlation, check_retries
+    from ..generate import check_correlation, check_retries
     from ..dataset import Dataset
     from ..errors import DancenetError, input_error
     from ..evaluate import suite
@@ -163,9 +160,9 @@ def run_evaluate(args) -> int:
         if value is not None and not 0 < value < float("inf"):
             raise DancenetError(f"{name} {value}: must be positive")
     if args.noise_correlation is not None:
-        check_noise_correlation(args.noise_correlation)
+        check_correlation(args.noise_correlation)
     if args.component_correlation is not None:
-        check_noise_correlation(args.component_correlation, "--component-correlation")
+        check_correlation(args.component_correlation, "--component-correlation")
     if args.retries is not None:
         check_retries(args.retries)
     loop_threshold = _loop_threshold(args)

@@ -22,9 +22,9 @@ PNG outputs are silent. Songs are capped at 20 minutes (--seconds takes the star
 temperatures: --temperature divides the mixture logits (lower = the most likely movement more
 often); --sigma-temperature scales each component's spread (lower = smoother, less jitter);
 --noise-correlation lets each frame's variation carry into the next (higher = fewer replayed
-and repeated moves, a few more broken limbs); --component-correlation does the same for the
-choice of movement among the model's mixture (default 0.6; 0: a fresh choice every frame, which
-makes a dancer trained on little footage flicker). A model trained with rollout checks
+and repeated moves, a few more broken limbs); --component-correlation sets how long the dancer
+keeps to one kind of movement (0, the default: she may switch at every step, which makes a
+dancer trained on little footage jitter; 0.6 calms her). A model trained with rollout checks
 recommends its spread and noise correlation; a given value overrides it.
 
 whole bodies, no replays: a frame whose body comes apart (pieces away from the dancer), one
@@ -61,10 +61,7 @@ def register(commands, train_commands, common) -> None:
                              "(0: a fresh draw every frame; 0.7: slower variation that strays further from "
                              "the training dance; default: the model's recommended value, else 0; "
                              "ignored by dancenet-2018)")
-    parser.add_argument("--component-correlation", type=float, default=None, metavar="R",
-                        help="how much of each frame's choice among the model's mixture components "
-                             "carries into the next, 0 to below 1 (default 0.6; 0: a fresh choice every "
-                             "frame; ignored by dancenet-2018)")
+    add_component_correlation_argument(parser)
     add_retries_argument(parser)
     parser.add_argument("--prime", metavar="CLIP[:FRAME]",
                         help="start from the real latents of CLIP up to FRAME (0-based)")
@@ -85,12 +82,23 @@ def add_retries_argument(parser) -> None:
                              "0: keep every draw, 2x faster; dancenet-2018 models default to 0)")
 
 
+def add_component_correlation_argument(parser) -> None:
+    """``--component-correlation``, shared by generate and evaluate."""
+    from ..generate import COMPONENT_CORRELATION
+
+    parser.add_argument("--component-correlation", type=float, default=None, metavar="R",
+                        help="how long the dancer keeps to one kind of movement, 0 to below 1 (default: "
+                             f"the model's, else {COMPONENT_CORRELATION:g}; 0: she may switch at every step, "
+                             "which makes a dancer trained on little footage jitter; 0.6 calms her; 0.9 "
+                             "nearly freezes the dance; ignored by dancenet-2018)")
+
+
 def run_generate(args) -> int:
     import sys
     import time
 
     from ..errors import DancenetError
-    from ..generate import check_noise_correlation, check_options, check_retries, load
+    from ..generate import check_correlation, check_options, check_retries, load
     from ..limits import check_video_size
     from ..paths import check_output, run_files
     from ..video import check_writable
@@ -99,9 +107,9 @@ def run_generate(args) -> int:
                   1.0 if args.temperature is None else args.temperature,
                   1.0 if args.sigma_temperature is None else args.sigma_temperature)
     if args.noise_correlation is not None:
-        check_noise_correlation(args.noise_correlation)
+        check_correlation(args.noise_correlation)
     if args.component_correlation is not None:
-        check_noise_correlation(args.component_correlation, "--component-correlation")
+        check_correlation(args.component_correlation, "--component-correlation")
     if args.retries is not None:
         check_retries(args.retries)
     if args.scale < 1:

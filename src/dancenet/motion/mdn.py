@@ -103,10 +103,14 @@ class CorrelatedNoise:
 
     def __init__(self, correlation, component_correlation=0.0):
         self.correlation, self.component_correlation = correlation, component_correlation
-        self.correlates_components = bool(torch.as_tensor(component_correlation).gt(0).any())
         self.loosen = 0.0
         self.previous: torch.Tensor | None = None
         self.component_previous: torch.Tensor | None = None
+
+    @property
+    def correlates_components(self) -> bool:
+        """Whether the component draws go through :meth:`component` (else plain uniforms)."""
+        return bool(torch.as_tensor(self.component_correlation).gt(0).any())
 
     @property
     def state(self) -> tuple:
@@ -119,9 +123,11 @@ class CorrelatedNoise:
 
     @staticmethod
     def choose(rows: torch.Tensor, chosen: tuple, others: tuple) -> tuple:
-        """A state made of ``chosen``'s rows where ``rows`` (batch, 1) is true, else ``others``'s."""
-        return tuple(None if new is None else new if old is None else torch.where(rows, new, old)
-                     for new, old in zip(chosen, others))
+        """A state made of ``chosen``'s rows where ``rows`` (batch, 1) is true, else ``others``'s
+        (two states of draws made the same way: a part is None in both or in neither)."""
+        if any((new is None) != (old is None) for new, old in zip(chosen, others)):
+            raise ValueError("states of draws made in different ways")
+        return tuple(None if new is None else torch.where(rows, new, old) for new, old in zip(chosen, others))
 
     @contextlib.contextmanager
     def loosened(self, loosen: float):

@@ -221,6 +221,8 @@ class MotionStage(Stage):
                  or best["val_nll"] <= val_nll):
             val_nll, weights, exported_epoch = best["val_nll"], best["model"], best["epoch"]
         scores = best["scores"] if weights is not None else None
+        from ..generate import COMPONENT_CORRELATION
+
         sampling = self._sampling_with_redraws(weights) if scores is not None and final else None
         metadata = {
             "vae_hash": latents.vae_hash, "dataset_hash": latents.dataset_hash, "fps": self.fps,
@@ -229,7 +231,8 @@ class MotionStage(Stage):
             "sampling": {"temperature": training.generate_temperature,
                          "sigma_temperature": (sampling or scores or {}).get(
                              "rollout_sigma_temperature", training.generate_sigma_temperature),
-                         "noise_correlation": (sampling or scores or {}).get("rollout_noise_correlation", 0.0)},
+                         "noise_correlation": (sampling or scores or {}).get("rollout_noise_correlation", 0.0),
+                         "component_correlation": COMPONENT_CORRELATION},
             "val_clips": list(training.val_clips), "test_clips": list(training.test_clips),
             "selection": {"by": training.select if weights is not None else "last epoch",
                           "scores": scores, "sampling_retries": training.select_retries if sampling else 0,

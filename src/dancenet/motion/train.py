@@ -212,6 +212,8 @@ class MotionStage(Stage):
             self.averaged.load_state_dict(state.get("averaged") or self.model.state_dict())
 
     def export(self, run: Path, summary: dict, final: bool = True) -> None:
+        from ..generate import COMPONENT_CORRELATION
+
         latents, training = self.latents, self.training
         val_nll, weights, exported_epoch = summary["metrics"].get("val_nll_nats_per_frame"), None, \
             summary["epochs_trained"]
@@ -221,8 +223,6 @@ class MotionStage(Stage):
                  or best["val_nll"] <= val_nll):
             val_nll, weights, exported_epoch = best["val_nll"], best["model"], best["epoch"]
         scores = best["scores"] if weights is not None else None
-        from ..generate import COMPONENT_CORRELATION
-
         sampling = self._sampling_with_redraws(weights) if scores is not None and final else None
         metadata = {
             "vae_hash": latents.vae_hash, "dataset_hash": latents.dataset_hash, "fps": self.fps,

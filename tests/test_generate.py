@@ -424,8 +424,9 @@ def test_generation_redraws_a_dance_that_replays_itself(run, monkeypatch):
     draws.remove(120)  # the video itself, decoded in one batch
     assert draws == [] and loop_analysis(plain, FPS).ratio > 0.5  # the plain dance loops
     dancer.retries = 3
-    dancer.generate(seconds=4, seed=1, sigma_temperature=0.1)
-    assert len(draws) > 120 + 20  # 120 steps, and redraws where a window replayed
+    guarded = dancer.generate(seconds=4, seed=1, sigma_temperature=0.1)
+    assert len(draws) > 120 + 5  # 120 steps, and redraws where a window replayed
+    assert loop_analysis(guarded, FPS).ratio < 0.5 * loop_analysis(plain, FPS).ratio
     draws.clear()
     dancer.generate(seconds=1.5, seed=1, sigma_temperature=0.1)
     assert len(draws) == 45  # no stretch can repeat before 2 s: one draw per step
@@ -488,26 +489,32 @@ def test_redraws_widen_the_spread(run, monkeypatch):
 
 
 def test_motion_training_keeps_the_training_frames_generation_checks(run, tmp_path, capsys):
-    """`train motion` writes the decoded frames of its footage (not of its test clip) that the
-    copy guard compares with; a run without the file, or with a stale one, builds the same frames
-    from its latents and writes nothing."""
-    from dancenet.copies import library_path, load_copies
+    """`train motion` writes the frames of its footage (not of its test clip) that the copy guard
+    compares with, decoded and as filmed; a run without the file, or with a stale one, builds the
+    same frames from its latents and writes nothing."""
+    from dancenet.copies import Copies, library_path, load_copies
 
     path = library_path(run, "motion")
     with np.load(path) as data:
-        counts, clips = data["counts"], list(data["clips"])
+        counts, footage, clips = data["counts"], data["footage"], list(data["clips"])
     metadata = json.loads((run / "motion.json").read_text())["metadata"]
     held = set(metadata["test_clips"])
     assert held and clips == [name for name in ("take0", "take1", "take2") if name not in held]
     assert set(metadata["val_clips"]) <= set(clips)  # footage too, though it only chose the epoch
-    assert counts.shape == (60 * len(clips), HEIGHT // 4, WIDTH // 4)
+    assert counts.shape == footage.shape == (60 * len(clips), HEIGHT // 4, WIDTH // 4)
     dancer = dancenet.load(run)
-    assert len(dancer.copies) == 60 * len(clips)
+    assert len(dancer.copies) == 2 * 60 * len(clips)  # each frame decoded and as filmed
     # the dancer's own decoded training frames match themselves: every one is a copy
     latents = np.load(run / "latents.npz")
     first = int(latents["clip_starts"][list(latents["clip_names"]).index(clips[0])])
     frame = dancer.decode(torch.from_numpy(latents["mean"][first:first + 1]))[0]
     assert dancer.copies.closest(dancenet.generate.Repeats.describe(frame)) == pytest.approx(1.0)
+    # and so do the frames as filmed, which the tiny VAE decodes far from exactly
+    filmed = figure(60, 1.3 * int(clips[0][-1]))
+    decoded_only = Copies.from_counts(counts)
+    described = [dancenet.generate.Repeats.describe(shot) for shot in filmed[::10]]
+    assert min(dancer.copies.closest(one) for one in described) == pytest.approx(1.0)
+    assert max(decoded_only.closest(one) for one in described) < 0.95
 
     def rebuilt(folder, vae_hash=dancer.vae.vae_hash):
         return load_copies(folder, "motion", dancer.metadata, vae_hash, dancer.decode, (HEIGHT, WIDTH), 7)
@@ -538,7 +545,56 @@ def test_motion_training_keeps_the_training_frames_generation_checks(run, tmp_pa
     assert "generating without the copy guard" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("damage", ["text", "truncated", "flipped", "shape", "values"])
+def test_latents_encoded_before_the_footage_was_kept_guard_with_decoded_frames(run, tmp_path):
+    """A latents.npz without ``footage`` (dancenet before 2026-11-30) still loads, and its copy guard
+    compares with the decoded frames alone, in memory and in a library written from it."""
+    from dancenet.copies import library_path, load_copies, write_library
+    from dancenet.latents import load_latents, save_latents
+
+    folder = tmp_path / "old"
+    shutil.copytree(run, folder, ignore=shutil.ignore_patterns("*.library.npz", "*-train"))
+    latents = load_latents(folder / "latents.npz")
+    latents.footage = None
+    save_latents(folder / "latents.npz", latents)
+    with np.load(folder / "latents.npz") as data:
+        assert "footage" not in data.files
+    dancer = dancenet.load(folder)
+    current = dancenet.load(run)
+    assert len(dancer.copies) * 2 == len(current.copies)
+    np.testing.assert_array_equal(dancer.copies.features, current.copies.features[:, :len(dancer.copies)])
+    write_library(folder, "motion", dancer.decode)
+    with np.load(library_path(folder, "motion")) as data:
+        assert "footage" not in data.files
+    guard = load_copies(folder, "motion", dancer.metadata, dancer.vae.vae_hash, dancer.decode, (HEIGHT, WIDTH))
+    assert guard.source == "library" and len(guard) == len(dancer.copies)
+
+
+def test_the_copy_guard_keeps_dances_off_the_filmed_frames(run, tmp_path, monkeypatch):
+    """With a plain dance's own frames as the library's frames as filmed (and nothing decoded to
+    match), the guarded dance of the same seed draws again and copies far fewer of them."""
+    from dancenet.copies import block_counts, library_path
+    from dancenet.evaluate.metrics import best_match_iou
+
+    monkeypatch.setattr(dancenet.generate, "broken_share", lambda frame: 0.0)
+    folder = tmp_path / "run"
+    shutil.copytree(run, folder, ignore=shutil.ignore_patterns("*-train"))
+    dancer = dancenet.load(folder)
+    dancer.retries = 0
+    plain = dancer.generate(seconds=2, seed=2)
+    path = library_path(folder, "motion")
+    with np.load(path) as data:
+        arrays = {key: data[key] for key in data.files}
+    filmed = block_counts(plain)
+    with open(path, "wb") as handle:
+        np.savez(handle, **{**arrays, "counts": np.zeros_like(filmed), "footage": filmed})
+    dancer = dancenet.load(folder)
+    assert dancer.copies.source == "library" and len(dancer.copies) == 2 * len(plain)
+    guarded = dancer.generate(seconds=2, seed=2)
+    copied = lambda frames: float((best_match_iou(frames, plain) >= 0.95).mean())
+    assert copied(plain) == 1.0 and copied(guarded) < 0.5
+
+
+@pytest.mark.parametrize("damage", ["text", "truncated", "flipped", "shape", "values", "footage"])
 def test_a_damaged_library_is_a_one_line_error(run, tmp_path, capsys, damage):
     from dancenet.copies import library_path
 
@@ -554,6 +610,9 @@ def test_a_damaged_library_is_a_one_line_error(run, tmp_path, capsys, damage):
         path.write_bytes(content[:len(content) // 2])
     elif damage == "flipped":
         path.write_bytes(content[:200] + bytes([content[200] ^ 0xFF]) + content[201:])
+    elif damage == "footage":  # frames as filmed that are not the decoded frames' rows
+        with open(path, "wb") as handle:
+            np.savez(handle, **{**arrays, "footage": arrays["footage"][1:]})
     else:
         counts = arrays["counts"][:, :5, :5] if damage == "shape" else arrays["counts"] + 20
         with open(path, "wb") as handle:
@@ -775,7 +834,7 @@ def test_without_run_the_bundled_model_is_used(tmp_path):
     assert (frames.reshape(len(frames), -1) > 0).mean(axis=1).min() > 0.01
     assert (frames[1:] != frames[:-1]).mean() > 0.001
     assert dancer.temperatures(None, None) == (1.0, 0.75)
-    assert len(dancer.copies) == 4000  # its training frames ship with it, decoded by its VAE
+    assert len(dancer.copies) == 2 * 4000  # its training frames ship with it, decoded by its VAE and as filmed
 
 
 def test_a_missing_bundled_model_is_named(tmp_path, monkeypatch, capsys):

@@ -36,6 +36,13 @@ def test_train_encode_reconstruct(trained, tmp_path, capsys):
     assert main(["encode", run, dataset, "--quiet"]) == 0
     latents = np.load(run / "latents.npz")
     assert latents["mean"].shape == (48, 8)
+    # and every frame as filmed, as the copy guard compares it: 1/4 resolution counts of dancer pixels
+    from dancenet.dataset import Dataset
+
+    frames = Dataset(dataset).frames(0, 48).astype(bool)
+    assert latents["footage"].shape == (48, 8, 12) and latents["footage"].dtype == np.uint8
+    blocks = frames.reshape(48, 8, 4, 12, 4).sum(axis=(2, 4))
+    np.testing.assert_array_equal(latents["footage"], blocks)
     output = tmp_path / "recon.mp4"
     assert main(["reconstruct", run, dataset, "-o", output]) == 0
     assert "mean IoU" in capsys.readouterr().out

@@ -5,12 +5,18 @@ Generation redraws a step whose frame matches one of the frames the model learnt
 training latents decoded by its VAE: a generated frame is a decoded latent too, so a replayed
 training pose matches its decoded twin almost exactly, whatever the VAE blurs.
 
+The same frames as they were filmed are compared too, where the run has them (``footage`` in
+``latents.npz``, which ``dancenet encode`` writes): ``evaluate`` counts a copy against the real
+footage, and a generated frame can match a filmed pose at its threshold while its decoded twin
+stays just below it (docs/motion.md, "The copy guard").
+
 ``RUN/NAME.library.npz`` (written when motion training exports ``NAME``; the bundle ships
 ``motion.library.npz``) keeps up to ``LIBRARY_FRAMES`` of them, spread evenly over every clip but
 those held out to test the model (:func:`held_out_clips`), at 1/``FACTOR`` resolution as
-uint8 counts of dancer pixels per block: ``counts`` (n, rows, columns), ``factor``, and what they
-were made from: ``vae_hash``, ``dataset_hash``, ``held_out`` (the test clips left out), ``clips``.
-A run without the file, or with a stale one, builds the same frames in memory from its
+uint8 counts of dancer pixels per block: ``counts`` (n, rows, columns) decoded, ``footage`` (the
+same rows as filmed; absent for latents encoded before dancenet kept them), ``factor``, and what
+they were made from: ``vae_hash``, ``dataset_hash``, ``held_out`` (the test clips left out),
+``clips``. A run without the file, or with a stale one, builds the same frames in memory from its
 ``latents.npz`` when it first generates (a few seconds).
 """
 
@@ -99,16 +105,22 @@ def training_rows(latents, excluded: set[str], limit: int = LIBRARY_FRAMES) -> t
     return rows.astype(np.int64), names
 
 
+def block_counts(frames: np.ndarray) -> np.ndarray:
+    """Frames (n, H, W), binary or 0/255 -> uint8 counts of dancer pixels per ``FACTOR`` x
+    ``FACTOR`` block (n, rows, columns): how the copy guard keeps frames."""
+    from .evaluate.metrics import downsample
+
+    return np.rint(downsample(frames, FACTOR) * FACTOR * FACTOR).astype(np.uint8)
+
+
 def decode_counts(mean: np.ndarray, decode: Callable[[torch.Tensor], np.ndarray],
                   batch: int = DECODE_BATCH) -> np.ndarray:
     """Raw latents (n, L) -> their decoded frames as uint8 block counts (n, rows, columns), decoded
     ``batch`` frames at a time (a VAE's ``inference_batch_size`` bounds its memory)."""
-    from .evaluate.metrics import downsample
-
     pieces = []
     for first in range(0, len(mean), max(1, batch)):
         frames = decode(torch.from_numpy(np.ascontiguousarray(mean[first:first + batch], np.float32)))
-        pieces.append(np.rint(downsample(frames, FACTOR) * FACTOR * FACTOR).astype(np.uint8))
+        pieces.append(block_counts(frames))
     return np.concatenate(pieces) if pieces else np.zeros((0, 1, 1), np.uint8)
 
 
@@ -123,8 +135,9 @@ def held_out_clips(run: str | os.PathLike, name: str) -> list[str]:
     return sorted(str(clip) for clip in names) if isinstance(names, list) else []
 
 
-def _decode_library(run: Path, name: str, decode, batch: int) -> tuple[np.ndarray, dict] | None:
-    """(block counts, what they were made from) from ``RUN/latents.npz``, or None without it."""
+def _decode_library(run: Path, name: str, decode, batch: int) -> tuple[dict, dict] | None:
+    """({"counts": decoded block counts[, "footage": the same rows as filmed]}, what they were
+    made from) from ``RUN/latents.npz``, or None without it."""
     from .latents import LATENTS_FILE, load_latents
 
     source = run / LATENTS_FILE
@@ -135,7 +148,19 @@ def _decode_library(run: Path, name: str, decode, batch: int) -> tuple[np.ndarra
     rows, clips = training_rows(latents, set(held_out))
     made_from = {"vae_hash": latents.vae_hash, "dataset_hash": latents.dataset_hash,
                  "held_out": held_out, "clips": clips}
-    return decode_counts(latents.mean[rows], decode, batch), made_from
+    frames = {"counts": decode_counts(latents.mean[rows], decode, batch)}
+    if latents.footage is not None:
+        frames["footage"] = latents.footage[rows]
+    return frames, made_from
+
+
+def _library_copies(library: dict, source: str) -> "Copies | None":
+    """A library's decoded frames and, where it has them, the same frames as filmed, as one
+    :class:`Copies` (a draw that copies either is a copy)."""
+    counts = library["counts"]
+    if library.get("footage") is not None:
+        counts = np.concatenate([counts, library["footage"]])
+    return Copies.from_counts(counts, source)
 
 
 def write_library(run: str | os.PathLike, name: str, decode: Callable[[torch.Tensor], np.ndarray],
@@ -149,11 +174,11 @@ def write_library(run: str | os.PathLike, name: str, decode: Callable[[torch.Ten
     made = _decode_library(Path(run), name, decode, batch)
     if made is None:
         return None
-    counts, made_from = made
+    frames, made_from = made
     path = library_path(run, name) if out is None else Path(out)
     with atomic_file(path) as temporary:
         with open(temporary, "wb") as handle:
-            np.savez_compressed(handle, counts=counts, factor=np.int64(FACTOR),
+            np.savez_compressed(handle, **frames, factor=np.int64(FACTOR),
                                 **{key: np.array(value) for key, value in made_from.items()})
     return path
 
@@ -169,11 +194,11 @@ def load_copies(run: str | os.PathLike, name: str, metadata: dict, vae_hash: str
     run = Path(run)
     library = _current_library(run, name, metadata, vae_hash, frame_size)
     if library is not None:
-        return Copies.from_counts(library["counts"], "library")
+        return _library_copies(library, "library")
     made = _decode_library(run, name, decode, batch)
     if made is None or made[1]["vae_hash"] != vae_hash:
         return None  # latents of another VAE: encode again (priming says so); no guard meanwhile
-    return Copies.from_counts(made[0], "stale" if library_path(run, name).is_file() else "latents")
+    return _library_copies(made[0], "stale" if library_path(run, name).is_file() else "latents")
 
 
 def _current_library(run: Path, name: str, metadata: dict, vae_hash: str,
@@ -197,11 +222,20 @@ def _read_library(path: Path, frame_size: tuple[int, int]) -> dict:
         with np.load(path, allow_pickle=False) as data:
             library = {"counts": data["counts"], "factor": int(data["factor"]),
                        "vae_hash": str(data["vae_hash"]), "dataset_hash": str(data["dataset_hash"]),
-                       "held_out": sorted(str(clip) for clip in np.atleast_1d(data["held_out"]))}
+                       "held_out": sorted(str(clip) for clip in np.atleast_1d(data["held_out"])),
+                       "footage": data["footage"] if "footage" in data.files else None}
     except Exception:  # whatever a damaged zip, array or key raises
         library = None
-    if library is None or library["factor"] != FACTOR or library["counts"].dtype != np.uint8 or \
-            library["counts"].shape[1:] != (rows, columns) or library["counts"].max(initial=0) > FACTOR * FACTOR:
+    footage = None if library is None else library["footage"]
+    if library is None or library["factor"] != FACTOR or not _block_counts_fit(library["counts"], rows, columns) \
+            or (footage is not None and (footage.shape != library["counts"].shape or
+                                         not _block_counts_fit(footage, rows, columns))):
         raise input_error(path, "is not a file of training frames written by dancenet for this model; "
                                 "delete it or train the motion model again")
     return library
+
+
+def _block_counts_fit(counts: np.ndarray, rows: int, columns: int) -> bool:
+    """Whether ``counts`` are :func:`block_counts` of frames of the model's size."""
+    return counts.dtype == np.uint8 and counts.ndim == 3 and counts.shape[1:] == (rows, columns) and \
+        counts.max(initial=0) <= FACTOR * FACTOR

@@ -74,19 +74,30 @@ def encode_frames(vae: VAE, dataset: Dataset, batch_size: int | None = None, qui
     return mean, log_var
 
 
+def _footage(dataset: Dataset, batch_size: int) -> np.ndarray:
+    """Every dataset frame as the copy guard compares it (:func:`dancenet.copies.block_counts`):
+    the latents file keeps them, so a dance can be kept from copying the footage itself and not
+    only its decoded frames (a few seconds for 10,000 frames)."""
+    from ..copies import block_counts
+
+    return np.concatenate([block_counts(dataset.frames(start, stop))
+                           for start, stop in _ranges(0, len(dataset), batch_size)])
+
+
 def write_latents(run: str | os.PathLike, dataset_path: str | os.PathLike, device: str = "cpu",
                   batch_size: int | None = None, quiet: bool = False) -> Path:
     """Encode a dataset with the run's VAE and write ``RUN/latents.npz`` atomically."""
     vae = load(run, device)
     dataset = Dataset(dataset_path)
     mean, log_var = encode_frames(vae, dataset, batch_size, quiet)
+    footage = _footage(dataset, batch_size or vae.config.inference_batch_size)
     offsets = np.concatenate([[0], np.cumsum([clip.length for clip in dataset.clips])])
     if offsets[-1] != len(mean):  # clips must tile the dataset for the rows to be theirs
-        mean, log_var = (np.concatenate([values[clip.start:clip.stop] for clip in dataset.clips])
-                         for values in (mean, log_var))
+        mean, log_var, footage = (np.concatenate([values[clip.start:clip.stop] for clip in dataset.clips])
+                                  for values in (mean, log_var, footage))
     latents = Latents(mean=mean, log_var=log_var, clip_names=[clip.name for clip in dataset.clips],
                       offsets=offsets, fps=dataset.fps, vae_hash=vae.vae_hash,
-                      dataset_hash=dataset.manifest_hash)
+                      dataset_hash=dataset.manifest_hash, footage=footage)
     return save_latents(Path(run) / LATENTS_FILE, latents)
 
 

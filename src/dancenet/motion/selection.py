@@ -139,7 +139,8 @@ class RolloutJudge:
         pick = train_rows[np.linspace(0, len(train_rows) - 1, min(LIBRARY_FRAMES, len(train_rows)))
                           .round().astype(np.int64)]
         library = self._decode(mean[torch.from_numpy(pick)])
-        self.copies = Copies.from_frames(library)  # the copy guard of redraws, as generate's (decoded frames only)
+        # the copy guard of redraws, as generate's, but on decoded frames alone (no footage here)
+        self.copies = Copies.from_frames(library)
         self.settings = suite.MetricSettings()
         self.levels = suite.levels_from_frames(clips, library, True, fps, self.settings, FeatureConfig(),
                                                self.scored)

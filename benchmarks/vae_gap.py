@@ -1,6 +1,6 @@
 """How much of a VAE's reconstruction error is its encoder's, and how much its decoder's?
 
-    python benchmarks/vae_gap.py [RUN] [--data data/salsa] [--clips 61_07,61_01] [--frames 600]
+    python benchmarks/vae_gap.py [RUN] [--data data/salsa] [--clips 61_07,61_01] [--frames 300]
 
 For each clip (up to ``--frames`` frames spread evenly over it), the IoU of the posterior mean's
 reconstruction (what ``dancenet evaluate`` and training report), then the IoU after fitting each
@@ -26,7 +26,7 @@ def main(argv=None) -> int:
     parser.add_argument("run", nargs="?", default=None, help="run with a VAE (default: the bundled model)")
     parser.add_argument("--data", default="data/salsa", help="prepared dataset holding the clips")
     parser.add_argument("--clips", default="61_07,61_01", help="clips to measure, comma-separated")
-    parser.add_argument("--frames", type=int, default=600, help="frames per clip, spread evenly")
+    parser.add_argument("--frames", type=int, default=300, help="frames per clip, spread evenly")
     args = parser.parse_args(argv)
 
     from dancenet.runtime import configure

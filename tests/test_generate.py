@@ -567,6 +567,17 @@ def test_latents_encoded_before_the_footage_was_kept_guard_with_decoded_frames(r
         assert "footage" not in data.files
     guard = load_copies(folder, "motion", dancer.metadata, dancer.vae.vae_hash, dancer.decode, (HEIGHT, WIDTH))
     assert guard.source == "library" and len(guard) == len(dancer.copies)
+    # encoded again, now with the footage: that old library is stale, and the frames as filmed are guarded
+    shutil.copyfile(run / "latents.npz", folder / "latents.npz")
+    guard = load_copies(folder, "motion", dancer.metadata, dancer.vae.vae_hash, dancer.decode, (HEIGHT, WIDTH))
+    assert guard.source == "stale" and len(guard) == len(current.copies)
+    # footage that is not one block-count frame per latent row: a one-line error naming the file
+    with np.load(run / "latents.npz") as data:
+        arrays = {key: data[key] for key in data.files}
+    for bad in (arrays["footage"][1:], arrays["footage"].astype(np.int16), arrays["footage"] + 17):
+        np.savez(folder / "latents.npz", **{**arrays, "footage": bad})
+        with pytest.raises(DancenetError, match="latents.npz: holds footage that is not one block-count frame"):
+            load_latents(folder / "latents.npz")
 
 
 def test_the_copy_guard_keeps_dances_off_the_filmed_frames(run, tmp_path, monkeypatch):
@@ -574,6 +585,7 @@ def test_the_copy_guard_keeps_dances_off_the_filmed_frames(run, tmp_path, monkey
     match), the guarded dance of the same seed draws again and copies far fewer of them."""
     from dancenet.copies import block_counts, library_path
     from dancenet.evaluate.metrics import best_match_iou
+    from dancenet.latents import load_latents, save_latents
 
     monkeypatch.setattr(dancenet.generate, "broken_share", lambda frame: 0.0)
     folder = tmp_path / "run"
@@ -592,6 +604,17 @@ def test_the_copy_guard_keeps_dances_off_the_filmed_frames(run, tmp_path, monkey
     guarded = dancer.generate(seconds=2, seed=2)
     copied = lambda frames: float((best_match_iou(frames, plain) >= 0.95).mean())
     assert copied(plain) == 1.0 and copied(guarded) < 0.5
+    # the control: the same library without the frames as filmed (latents encoded before dancenet
+    # kept them) leaves the dance as it was
+    latents = load_latents(folder / "latents.npz")
+    latents.footage = None
+    save_latents(folder / "latents.npz", latents)
+    with open(path, "wb") as handle:
+        kept = {key: value for key, value in arrays.items() if key != "footage"}
+        np.savez(handle, **{**kept, "counts": np.zeros_like(filmed)})
+    dancer = dancenet.load(folder)
+    assert dancer.copies.source == "library" and len(dancer.copies) == len(plain)
+    assert copied(dancer.generate(seconds=2, seed=2)) > 0.9  # (the repeat guard still redraws a step or two)
 
 
 @pytest.mark.parametrize("damage", ["text", "truncated", "flipped", "shape", "values", "footage"])

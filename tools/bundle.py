@@ -7,7 +7,7 @@ sha256), OUT/motion.safetensors (weights in float16: half the size; a rollout am
 the same seeds give other dances, which score alike: docs/motion.md, "The bundle's motion model")
 + motion.json, OUT/prime.npz (the first seconds of each clip's latents, for --prime) and
 OUT/motion.library.npz (the copy guard's training frames, decoded from RUN/latents.npz by the
-VAE). Every file is written to a temporary name and renamed (dancenet.atomic).
+VAE, and as filmed where RUN/latents.npz keeps the footage). Every file is written to a temporary name and renamed (dancenet.atomic).
 """
 
 from __future__ import annotations

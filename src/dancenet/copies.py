@@ -8,7 +8,7 @@ training pose matches its decoded twin almost exactly, whatever the VAE blurs.
 The same frames as they were filmed are compared too, where the run has them (``footage`` in
 ``latents.npz``, which ``dancenet encode`` writes): ``evaluate`` counts a copy against the real
 footage, and a generated frame can match a filmed pose at its threshold while its decoded twin
-stays just below it (docs/motion.md, "The copy guard").
+stays just below it (docs/motion.md, "The footage as filmed").
 
 ``RUN/NAME.library.npz`` (written when motion training exports ``NAME``; the bundle ships
 ``motion.library.npz``) keeps up to ``LIBRARY_FRAMES`` of them, spread evenly over every clip but
@@ -49,7 +49,8 @@ class Copies:
 
     The frames are kept feature by feature, (features, n): a silhouette covers a tenth of its
     frame, so a frame is compared on its own dancer blocks alone, reading a tenth of the library
-    (4000 frames are 25 MB; read whole for every draw, they made generation 1.35x slower)."""
+    (4000 frames are 25 MB, twice that with the footage as filmed; read whole for every draw,
+    4000 made generation 1.35x slower)."""
 
     def __init__(self, descriptors: np.ndarray, source: str = "frames"):
         """``source``: where :func:`load_copies` took them from: "library" (a current
@@ -158,7 +159,7 @@ def _library_copies(library: dict, source: str) -> "Copies | None":
     """A library's decoded frames and, where it has them, the same frames as filmed, as one
     :class:`Copies` (a draw that copies either is a copy)."""
     counts = library["counts"]
-    if library.get("footage") is not None:
+    if library.get("footage") is not None and len(counts):
         counts = np.concatenate([counts, library["footage"]])
     return Copies.from_counts(counts, source)
 
@@ -211,8 +212,22 @@ def _current_library(run: Path, name: str, metadata: dict, vae_hash: str,
         return None
     library = _read_library(path, frame_size)
     made_from = (library["vae_hash"], library["dataset_hash"], library["held_out"])
-    return library if made_from == (vae_hash, metadata.get("dataset_hash", ""), held_out_clips(run, name)) \
-        else None
+    if made_from != (vae_hash, metadata.get("dataset_hash", ""), held_out_clips(run, name)):
+        return None
+    if library["footage"] is None and _latents_keep_footage(run):
+        return None  # written before the latents kept the footage (encoded again since): rebuild
+    return library
+
+
+def _latents_keep_footage(run: Path) -> bool:
+    """Whether ``RUN/latents.npz`` keeps the footage as filmed (read from the zip's directory)."""
+    from .latents import LATENTS_FILE
+
+    try:
+        with np.load(run / LATENTS_FILE, allow_pickle=False) as data:
+            return "footage" in data.files
+    except Exception:  # no file, or not a zip: the library stands
+        return False
 
 
 def _read_library(path: Path, frame_size: tuple[int, int]) -> dict:

@@ -24,6 +24,7 @@ from .errors import input_error
 
 LATENTS_FILE = "latents.npz"
 PRIME_FILE = "prime.npz"
+FOOTAGE_MAX = 16  # a footage value counts the dancer's pixels in a 4 x 4 block (dancenet.copies.FACTOR)
 
 
 @dataclass
@@ -105,8 +106,10 @@ def load_latents(path: str | os.PathLike) -> Latents:
     if not np.isfinite(mean).all():
         raise input_error(path, "holds NaN or infinite latents; check the VAE and encode again")
     log_var, footage = data.get("log_var"), data.get("footage")
-    if footage is not None and (footage.dtype != np.uint8 or footage.ndim != 3 or len(footage) != len(mean)):
-        raise input_error(path, "holds footage that does not match its latent rows; encode the dataset again")
+    if footage is not None and (footage.dtype != np.uint8 or footage.ndim != 3 or len(footage) != len(mean)
+                                or footage.max(initial=0) > FOOTAGE_MAX):
+        raise input_error(path, "holds footage that is not one block-count frame per latent row; "
+                                "encode the dataset again")
     return Latents(mean=mean, footage=footage,
                    log_var=np.zeros_like(mean) if log_var is None else log_var.astype(np.float32),
                    clip_names=[str(name) for name in data["clip_names"]], offsets=offsets,

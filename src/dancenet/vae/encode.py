@@ -3,7 +3,8 @@
 ``RUN/latents.npz`` (written by :func:`write_latents`) is the motion model's input:
 ``mean`` and ``log_var`` (frames, latent_size) float32, ``clip_names``, ``clip_starts``,
 ``clip_stops`` (int64 global frame indices of the dataset), ``fps``, ``vae_hash`` (sha256 of
-``vae.safetensors``) and ``dataset_hash`` (sha256 of the dataset's manifest).
+``vae.safetensors``), ``dataset_hash`` (sha256 of the dataset's manifest) and ``footage`` (each
+frame as the copy guard compares it: :func:`dancenet.copies.block_counts`).
 """
 
 from __future__ import annotations

@@ -136,7 +136,7 @@ def held_out_clips(run: str | os.PathLike, name: str) -> list[str]:
     return sorted(str(clip) for clip in names) if isinstance(names, list) else []
 
 
-def _decode_library(run: Path, name: str, decode, batch: int) -> tuple[dict, dict] | None:
+def _library_from_latents(run: Path, name: str, decode, batch: int) -> tuple[dict, dict] | None:
     """({"counts": decoded block counts[, "footage": the same rows as filmed]}, what they were
     made from) from ``RUN/latents.npz``, or None without it."""
     from .latents import LATENTS_FILE, load_latents
@@ -172,7 +172,7 @@ def write_library(run: str | os.PathLike, name: str, decode: Callable[[torch.Ten
     held-out clips), so a stale one is never used."""
     from .atomic import atomic_file
 
-    made = _decode_library(Path(run), name, decode, batch)
+    made = _library_from_latents(Path(run), name, decode, batch)
     if made is None:
         return None
     frames, made_from = made
@@ -196,7 +196,7 @@ def load_copies(run: str | os.PathLike, name: str, metadata: dict, vae_hash: str
     library = _current_library(run, name, metadata, vae_hash, frame_size)
     if library is not None:
         return _library_copies(library, "library")
-    made = _decode_library(run, name, decode, batch)
+    made = _library_from_latents(run, name, decode, batch)
     if made is None or made[1]["vae_hash"] != vae_hash:
         return None  # latents of another VAE: encode again (priming says so); no guard meanwhile
     return _library_copies(made[0], "stale" if library_path(run, name).is_file() else "latents")

@@ -35,7 +35,9 @@ browser:
 	fi
 
 test: setup browser
-	$(BIN)/python -m pytest -q tests
+	# Two workers (pytest-xdist), one per core of a 2-core machine: each test runs on one torch
+	# thread (tests/conftest.py), so one worker would leave a core idle. Files stay together.
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
 bench: setup
 	test -f data/salsa/manifest.json || $(BIN)/dancenet prepare $(SALSA) --out data/salsa --source-fps 60 --quiet

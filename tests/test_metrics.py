@@ -102,6 +102,18 @@ def test_nearby_fragment_is_body_and_distant_fragment_is_artifact():
     assert metrics.artifact_analysis(far, gap=2).ratio == pytest.approx(4 / (120 + 4))
 
 
+def test_a_stack_scores_each_frame_as_that_frame_alone(dance):
+    """Components are labelled over the whole stack at once; each frame keeps its own."""
+    video = dance[:12].copy()
+    video[1::3] |= np.random.default_rng(1).random((4, HEIGHT, WIDTH)) < 0.05  # noise around her
+    video[2::3] |= np.roll(video[2::3], WIDTH // 2, axis=2)  # a second figure far away
+    whole = metrics.artifact_analysis(video, chunk=5)  # chunks that cut the stack unevenly
+    alone = [metrics.artifact_analysis(frame[None]) for frame in video]
+    assert np.allclose(whole.per_frame, [result.per_frame[0] for result in alone])
+    assert np.array_equal(whole.foreground, [result.foreground[0] for result in alone])
+    assert whole.per_frame[0] < 0.001 and whole.per_frame[1] > 0.1 and whole.per_frame[2] > 0.3
+
+
 def test_empty_frames_are_counted(dance):
     video = dance[:40].copy()
     video[::2] = False

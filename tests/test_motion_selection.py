@@ -13,7 +13,7 @@ from dancenet.generate import COMPONENT_CORRELATION
 from dancenet.latents import Latents
 from dancenet.motion.batches import split_with_test
 from dancenet.motion.model import load_motion
-from dancenet.motion import selection
+from dancenet.motion import mdn as selection_mdn, selection
 from dancenet.motion.selection import judge
 from dancenet.motion.recipe import MotionTraining
 from dancenet.motion.train import train_motion
@@ -210,8 +210,8 @@ def test_the_exported_model_is_the_best_checked_epoch_with_its_spread(tmp_path, 
     checks = []
     original = selection.RolloutJudge.check
 
-    def recording(self, model, scaler, retries=0, spreads=None):
-        found = original(self, model, scaler, retries, spreads)
+    def recording(self, model, scaler, retries=0, spreads=None, component_correlations=None):
+        found = original(self, model, scaler, retries, spreads, component_correlations)
         checks.append((retries, {key: value.clone() for key, value in model.state_dict().items()}, found))
         return found
 
@@ -234,6 +234,7 @@ def test_the_exported_model_is_the_best_checked_epoch_with_its_spread(tmp_path, 
     assert metadata["sampling"]["noise_correlation"] == float(checked[best]["rollout_noise_correlation"])
     assert metadata["sampling"]["noise_correlation"] in RECIPE.select_noise_correlations
     assert metadata["sampling"]["component_correlation"] == COMPONENT_CORRELATION  # as its checks drew
+    assert all(found.component_correlation == COMPONENT_CORRELATION for _, _, found in checks)
     assert all(math.isfinite(float(row["rollout_energy_ratio"])) for row in checked)
     assert all(0 <= float(row["rollout_best_iou"]) <= 1 for row in checked)
     # what `dancenet train motion` prints about it
@@ -252,9 +253,11 @@ def test_the_exported_model_is_the_best_checked_epoch_with_its_spread(tmp_path, 
     assert all(torch.equal(weights[key], value) for key, value in model.state_dict().items())
     assert redrawn["exported_epoch"] == metadata["exported_epoch"]
     assert redrawn["selection"]["sampling_retries"] == RECIPE.select_retries == 7
-    # ... at the kept check's spread, with each noise correlation
+    # ... at the kept check's spread, with each noise and each component correlation
     assert redrawn["sampling"]["sigma_temperature"] == final.sigma_temperature == metadata["sampling"]["sigma_temperature"]
     assert redrawn["sampling"]["noise_correlation"] == final.noise_correlation
+    assert redrawn["sampling"]["component_correlation"] == final.component_correlation
+    assert final.component_correlation in RECIPE.select_component_correlations
     assert redrawn["selection"]["sampling_scores"] == final.columns()
     # a model whose kept dances were mostly broken frames is not checked again (redraws cannot
     # mend noise, and an undertrained model would make the check slow)
@@ -354,7 +357,7 @@ def test_a_run_without_validation_clips_trains_its_whole_budget(tmp_path):
     assert load_motion(run)[2]["selection"]["by"] == "last epoch"
 
 
-def test_a_check_dances_every_spread_with_every_noise_correlation(tmp_path):
+def test_a_check_dances_every_spread_with_every_noise_correlation(tmp_path, monkeypatch):
     from dancenet.latents import load_latents
     from dancenet.motion.selection import RolloutJudge
 
@@ -371,7 +374,34 @@ def test_a_check_dances_every_spread_with_every_noise_correlation(tmp_path):
     dances = judge_.rollouts(model, scaler)
     assert dances.shape == (8, 90, latents.mean.shape[1]) and torch.isfinite(dances).all()
     assert judge_.check(model, scaler).noise_correlation in (0.0, 0.9)
+
+    # with component correlations: every (spread, noise, component) triple, each drawn at its own
+    # component correlation, and the best of all their checks is the check's
+    drawn, judged = [], []
+    noise_class, judge_function = selection_mdn.CorrelatedNoise, selection.judge
+
+    class Recording(noise_class):
+        def __init__(self, correlation, component_correlation=0.0):
+            super().__init__(correlation, component_correlation)
+            drawn.append(component_correlation)
+
+    def judging(*args, **kwargs):
+        judged.append(judge_function(*args, **kwargs))
+        return judged[-1]
+
+    monkeypatch.setattr(selection_mdn, "CorrelatedNoise", Recording)
+    monkeypatch.setattr(selection, "judge", judging)
+    found = judge_.check(model, scaler, spreads=(1.0,), component_correlations=(0.0, 0.6))
+    assert drawn[-1].flatten().tolist() == pytest.approx([0.0, 0.0, 0.6, 0.6, 0.0, 0.0, 0.6, 0.6])  # 2 seeds each
+    assert len(judged) == 4 and [check.sigma_temperature for check in judged] == [1.0] * 4
+    ranks = [check.rank for check in judged]
+    best = ranks.index(min(ranks))
+    assert found.rank == ranks[best] and found.component_correlation == (0.0, 0.6)[best % 2]
+    assert found.noise_correlation == (0.0, 0.9)[best // 2]
+    assert found.columns()["rollout_component_correlation"] == found.component_correlation
     from dancenet.errors import DancenetError
 
     with pytest.raises(DancenetError, match="select_noise_correlations"):
         replace(RECIPE, select_noise_correlations=(0.0, 1.0))
+    with pytest.raises(DancenetError, match="select_component_correlations"):
+        replace(RECIPE, select_component_correlations=())

@@ -105,6 +105,32 @@ def test_the_dance_follows_the_music(dancer, songs):
     assert mean["music"]["tempo_error"] < 0.5 * mean["plain"]["tempo_error"]
 
 
+def test_a_dance_to_music_draws_components_as_before_unless_told(songs, tmp_path):
+    """A model may recommend a component correlation (motion training's final check chooses one):
+    dances without music take it; dances to music keep generate.COMPONENT_CORRELATION (a
+    correlated component moved dances off the song's tempo) unless the caller sets one."""
+    import json
+    import shutil
+
+    from dancenet.generate import COMPONENT_CORRELATION, bundled_directory
+
+    recommends = tmp_path / "recommends"
+    shutil.copytree(bundled_directory(), recommends)
+    info = json.loads((recommends / "motion.json").read_text())
+    assert info["metadata"]["sampling"].get("component_correlation", COMPONENT_CORRELATION) == 0.0
+    info["metadata"]["sampling"]["component_correlation"] = 0.6
+    (recommends / "motion.json").write_text(json.dumps(info))
+    plain, calm = dancenet.load(None), dancenet.load(recommends)
+    music = load_music(songs["clicks"])
+    assert calm.component_correlation == 0.6 and calm.component_correlation_for(music=True) == COMPONENT_CORRELATION
+    assert not np.array_equal(calm.generate(seconds=2, seed=0), plain.generate(seconds=2, seed=0))
+    to_music = plain.generate(seconds=2, seed=0, music=music)
+    assert np.array_equal(calm.generate(seconds=2, seed=0, music=music), to_music)
+    calm.component_correlation = 0.6  # set by the caller (--component-correlation): music draws at it
+    assert calm.component_correlation_for(music=True) == 0.6
+    assert not np.array_equal(calm.generate(seconds=2, seed=0, music=music), to_music)
+
+
 def decoded_audio(path):
     with av.open(str(path)) as container:
         stream = container.streams.audio[0]

@@ -86,12 +86,13 @@ def warp_positions(anchors: np.ndarray, frames: int, fps: float) -> np.ndarray:
 def native_dance(dancer, frames: int, seed: int, temperature: float, sigma_temperature: float,
                  prime: str | None, on_frames: Callable[[int], None] | None = None,
                  enough: Callable[[np.ndarray], bool] | None = None) -> tuple[torch.Tensor, np.ndarray]:
-    """The plain rollout, decoded only to measure it -> (raw latents (n, L), motion energy
-    (n - 1,)), n = ``frames``, or fewer when ``enough(energy so far)`` says so after a decoding
-    chunk. Memory holds one decoding chunk of frames at a time."""
+    """The plain rollout, drawn as a dance to music draws (``Dancer.component_correlation_for``)
+    and decoded only to measure it -> (raw latents (n, L), motion energy (n - 1,)), n =
+    ``frames``, or fewer when ``enough(energy so far)`` says so after a decoding chunk. Memory
+    holds one decoding chunk of frames at a time."""
     latents, energy, previous, reuse = [], [], None, {}
     for block in dancer.latents(frames, seed, temperature, sigma_temperature, prime,
-                                chunk=dancer.decode_chunk, reuse=reuse):
+                                chunk=dancer.decode_chunk, reuse=reuse, music=True):
         decoded = dancer.decode_reusing(block, reuse)
         joined = decoded if previous is None else np.concatenate([previous, decoded])
         energy.append(motion_energy(joined))

@@ -50,9 +50,10 @@ RETRIES = 7
 REDRAW_WIDEN = 2.0
 # How much of each step's draw that chooses the mixture component carries into the next
 # (CorrelatedNoise's component_correlation), unless a model says: a component drawn afresh at every
-# step makes a dancer trained on little footage flicker, and 0.6 calms her; but it also moved
-# dances to music off the song's tempo on short test songs, so it stays off by default until that
-# is measured (docs/motion.md, "Component draws correlated in time").
+# step makes a dancer trained on little footage flicker, and 0.6 calms her; motion training now
+# recommends one per model (its final check). But it also moved dances to music off the song's
+# tempo on short test songs, so a dance to music draws at this one unless a caller sets another
+# (docs/motion.md, "Component draws correlated in time").
 COMPONENT_CORRELATION = 0.0
 MAX_RETRIES = 100
 BROKEN_SHARE = 0.02
@@ -456,7 +457,8 @@ class Dancer:
     motion.json; 0 for models that have none), which a caller may set (``--noise-correlation``).
     component_correlation: the same for the draws that choose the mixture component: the model's
     (``sampling`` in motion.json), else ``COMPONENT_CORRELATION``; ``--component-correlation``
-    (ignored by the dancenet-2018 sampler).
+    (ignored by the dancenet-2018 sampler). A dance to music draws at ``COMPONENT_CORRELATION``
+    unless a caller set this.
     retries: how many times a step whose frame breaks apart is drawn again (whole-body sampling,
     ``RETRIES``; 0 for the dancenet-2018 preset, which keeps the 2018 sampler); a caller may set it
     (``--retries``). name: the motion model's name in ``directory`` (its training frames, for the
@@ -472,9 +474,24 @@ class Dancer:
         self.fps = float(metadata.get("fps", 30.0))
         self.preset = metadata.get("preset", motion.config.preset)
         self.noise_correlation = float((metadata.get("sampling") or {}).get("noise_correlation", 0.0))
-        self.component_correlation = float((metadata.get("sampling") or {}).get("component_correlation",
-                                                                                 COMPONENT_CORRELATION))
+        self._component_correlation = float((metadata.get("sampling") or {}).get("component_correlation",
+                                                                                  COMPONENT_CORRELATION))
+        self._component_correlation_set = False
         self.retries = 0 if self.preset == "dancenet-2018" else RETRIES
+
+    @property
+    def component_correlation(self) -> float:
+        return self._component_correlation
+
+    @component_correlation.setter
+    def component_correlation(self, value: float) -> None:
+        self._component_correlation, self._component_correlation_set = float(value), True
+
+    def component_correlation_for(self, music: bool) -> float:
+        """The component correlation a dance draws at: :attr:`component_correlation`, but
+        ``COMPONENT_CORRELATION`` for a dance to ``music`` unless a caller set it."""
+        return self._component_correlation if self._component_correlation_set or not music \
+            else COMPONENT_CORRELATION
 
     def temperatures(self, temperature: float | None,
                      sigma_temperature: float | None) -> tuple[float, float]:
@@ -543,13 +560,14 @@ class Dancer:
 
     def latents(self, frames: int, seed: int = 0, temperature: float | None = None,
                 sigma_temperature: float | None = None, prime: str | None = None,
-                chunk: int = CHUNK, reuse: dict | None = None) -> Iterator[torch.Tensor]:
+                chunk: int = CHUNK, reuse: dict | None = None, music: bool = False) -> Iterator[torch.Tensor]:
         """Roll the motion model out for ``frames`` frames -> chunks of raw latents (n, L); a
         model of ``frame_stride`` k steps every k-th frame and the frames between are interpolated.
 
         Without ``prime`` the seed picks the first frame of one of the training clips. ``reuse``:
         a dict that whole-body sampling fills with the frames it decoded for the kept steps, for
-        :meth:`decode_reusing` to take after each chunk.
+        :meth:`decode_reusing` to take after each chunk. ``music``: the dance will follow a song
+        (:meth:`component_correlation_for`).
         """
         temperature, sigma_temperature = self.temperatures(temperature, sigma_temperature)
         generator = torch.Generator(device=self.device).manual_seed(int(seed))
@@ -564,7 +582,7 @@ class Dancer:
         steps = rollout(self.motion, self.scaler, context, -(-frames // stride), generator,
                         temperature, sigma_temperature, max(1, chunk // stride), self.noise_correlation,
                         WholeBody(self, reuse) if self.retries else None, self.retries,
-                        self.component_correlation)
+                        self.component_correlation_for(music))
         return interpolate(steps, context[-1], stride, frames) if stride > 1 else steps
 
     # ---------------------------------------------------------------------------- frames

@@ -178,6 +178,8 @@ def run_evaluate(args) -> int:
         model.noise_correlation = args.noise_correlation
     if args.component_correlation is not None:
         model.component_correlation = args.component_correlation
+    elif music is not None:  # as dances to music draw, for the chance level (no music) too
+        model.component_correlation = model.component_correlation_for(music=True)
     if args.retries is not None:
         model.retries = args.retries
     temperature, sigma_temperature = model.temperatures(args.temperature, args.sigma_temperature)

@@ -45,6 +45,11 @@ class MotionTraining(TrainingConfig):
     # vary the dance more from the training takes (fewer copied frames and loops) at the cost of a
     # few more broken limbs; each spread and correlation is judged alike and the best recommended.
     select_noise_correlations: tuple[float, ...] = (0.5, 0.7, 0.9)
+    # The component correlations (--component-correlation) the final check with redraws tries
+    # with each noise correlation, at the kept spread; the model recommends the best. The checks
+    # during training draw at generate.COMPONENT_CORRELATION. A model trained on little footage
+    # flickers with fresh component draws (0), and 0.6 calms it; others keep 0 where it wins.
+    select_component_correlations: tuple[float, ...] = (0.0, 0.6)
     # Gate the worst 10 s window of the check's dances too (artifacts < 2%, loops < 10%).
     select_worst_window: bool = True
     # Gate how close the dances' frames stay to the training frames (mean best IoU no higher than
@@ -83,6 +88,9 @@ class MotionTraining(TrainingConfig):
             (len(self.select_noise_correlations) >= 1
              and all(0 <= value < 1 for value in self.select_noise_correlations),
              "select_noise_correlations must hold at least one value, each at least 0 and below 1"),
+            (len(self.select_component_correlations) >= 1
+             and all(0 <= value < 1 for value in self.select_component_correlations),
+             "select_component_correlations must hold at least one value, each at least 0 and below 1"),
             (0 <= self.select_retries <= 100, "select_retries must be from 0 to 100"),
             (self.patience is None or self.patience >= 1, "patience must be >= 1 or null"),
             (self.average_decay is None or 0 < self.average_decay < 1, "average_decay must be in (0, 1) or null"),

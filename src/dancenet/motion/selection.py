@@ -27,7 +27,10 @@ Each check tries a few spreads (``--sigma-temperature``: how much of the predict
 sample keeps; too much jitters, too little settles into loops, and where the balance lies depends on
 the dancer and the VAE), each with a few noise correlations (``--noise-correlation``: more strays
 further from the training dance, with a few more broken limbs), and keeps the best; the exported
-model recommends the spread and correlation of the check that chose it. The rollouts use fixed
+model recommends the spread and correlation of the check that chose it. The final check of the kept
+weights (with redraws, as ``dancenet generate`` draws) also tries a few component correlations
+(``--component-correlation``: how long a dance keeps to one mixture component), and the model
+recommends the best of those too. The rollouts use fixed
 seeds, the recipe's temperature and the unprimed start of ``dancenet generate``, so two checks
 differ only by the weights, and a resumed run repeats them.
 """
@@ -36,7 +39,7 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +84,7 @@ class Check:
     sigma_temperature: float = 1.0
     noise_correlation: float = 0.0
     shortfall: float = 0.0  # how far the failed gates are missed (see :func:`judge`)
+    component_correlation: float = 0.0
 
     @property
     def rank(self) -> tuple[int, float, float]:
@@ -93,9 +97,11 @@ class Check:
                 "rollout_frechet_ratio": float(self.frechet_ratio),
                 "rollout_sigma_temperature": float(self.sigma_temperature),
                 "rollout_noise_correlation": float(self.noise_correlation),
+                "rollout_component_correlation": float(self.component_correlation),
                 **{f"rollout_{key}": float(value) for key, value in self.scores.items()}}
 
 
+# metrics.csv's (not the component correlation: the checks during training all draw at one)
 COLUMNS = ["rollout_failed_gates", "rollout_shortfall", "rollout_frechet_ratio", "rollout_sigma_temperature",
            "rollout_noise_correlation", "rollout_freeze", "rollout_loop", "rollout_artifacts",
            "rollout_energy_ratio", "rollout_diversity_ratio", "rollout_copied", "rollout_worst_artifacts",
@@ -161,19 +167,23 @@ class RolloutJudge:
     @torch.no_grad()
     def rollouts(self, model, scaler, retries: int = 0, samplings: list | None = None) -> torch.Tensor:
         """Every dance of a check in one batch: (samplings x seeds, frames, L) raw latents, rows
-        grouped by sampling (spread, noise correlation). Same sampler, feedback and starts as
-        ``dancenet generate``; ``retries``: whole-body redraws as generate makes them (0: plain
-        draws, as the checks during training use); ``samplings``: (spread, correlation) pairs,
-        default all of the check's."""
-        samplings = self.samplings if samplings is None else samplings
+        grouped by sampling. Same sampler, feedback and starts as ``dancenet generate``;
+        ``retries``: whole-body redraws as generate makes them (0: plain draws, as the checks
+        during training use); ``samplings``: (spread, noise correlation, component correlation)
+        triples, default all of the check's (each at ``generate.COMPONENT_CORRELATION``)."""
         from ..generate import COMPONENT_CORRELATION, next_step, single_step_kernels, start_context
         from .mdn import CorrelatedNoise, MixtureParameters
 
+        samplings = [(*pair, COMPONENT_CORRELATION) for pair in self.samplings] if samplings is None \
+            else samplings
         count = len(samplings) * self.seeds
         generator = torch.Generator(device=self.device).manual_seed(FIRST_SEED)
-        spreads, correlations = (torch.tensor(values, device=self.device).repeat_interleave(self.seeds)[:, None]
-                                 for values in zip(*samplings))
-        noise = CorrelatedNoise(correlations, COMPONENT_CORRELATION)
+        spreads, correlations, components = (
+            torch.tensor(values, device=self.device).repeat_interleave(self.seeds)[:, None]
+            for values in zip(*samplings))
+        # a plain float where all rows draw alike: at 0, components are drawn as without the option
+        alike = {sampling[2] for sampling in samplings}
+        noise = CorrelatedNoise(correlations, components if len(alike) > 1 else float(alike.pop()))
         was_training = model.training
         model.eval()
         judged = self.draw_check(count) if retries else None
@@ -188,21 +198,26 @@ class RolloutJudge:
         model.train(was_training)
         return latents
 
-    def check(self, model, scaler, retries: int = 0, spreads: tuple | None = None) -> Check:
+    def check(self, model, scaler, retries: int = 0, spreads: tuple | None = None,
+              component_correlations: tuple | None = None) -> Check:
         """Roll out (with ``retries`` whole-body redraws), score the end of each dance and gate
-        the model as it is now, at each spread (of ``spreads``, default all) and noise correlation
-        -> the best one's check."""
+        the model as it is now, at each spread (of ``spreads``, default all), noise correlation and
+        component correlation (of ``component_correlations``, default
+        ``generate.COMPONENT_CORRELATION``) -> the best one's check (the first of equals)."""
         from ..evaluate import suite
+        from ..generate import COMPONENT_CORRELATION
 
-        samplings = [pair for pair in self.samplings if spreads is None or pair[0] in spreads]
+        components = (COMPONENT_CORRELATION,) if component_correlations is None else component_correlations
+        samplings = [(spread, correlation, component) for spread, correlation in self.samplings
+                     if spreads is None or spread in spreads for component in components]
         latents = self.rollouts(model, scaler, retries, samplings)[:, -self.scored:]
         checks = []
-        for group, (spread, correlation) in enumerate(samplings):
+        for group, (spread, correlation, component) in enumerate(samplings):
             rows = range(group * self.seeds, (group + 1) * self.seeds)
             videos = {f"seed {row}": self._decode(latents[row]) for row in rows}
             summary = suite.score_videos(videos, self.levels, self.fps, self.settings)
-            checks.append(judge(summary, self.levels.level, spread, correlation, self.worst_window,
-                                self.memorisation))
+            checks.append(replace(judge(summary, self.levels.level, spread, correlation, self.worst_window,
+                                        self.memorisation), component_correlation=component))
         return min(checks, key=lambda check: check.rank)
 
 

@@ -73,10 +73,11 @@ def train_motion(run: str | Path, config: MotionConfig | None = None,
 
 # What checkpoints of earlier versions trained with: before selection by rollout (NLL, no weight
 # average, no early stop), before correlated noise and worst-window gates (checks drew
-# independent noise and gated the means only) and before the best-IoU and Frechet gates.
+# independent noise and gated the means only), before the best-IoU and Frechet gates and before
+# the final check chose a component correlation (the default one was recommended).
 EARLIER_VERSION = {"select": "nll", "average_decay": None, "patience": None, "test_clips": None,
                    "select_noise_correlations": [0.0], "select_worst_window": False,
-                   "select_memorisation": False}
+                   "select_memorisation": False, "select_component_correlations": [0.0]}
 # A short video is a short epoch: it is memorised within a hundred or so passes (103 s of footage:
 # jittery dances at pass 98, copied ones at 147), so checks come at least this often in epochs.
 MAX_EPOCHS_BETWEEN_CHECKS = 16
@@ -232,7 +233,8 @@ class MotionStage(Stage):
                          "sigma_temperature": (sampling or scores or {}).get(
                              "rollout_sigma_temperature", training.generate_sigma_temperature),
                          "noise_correlation": (sampling or scores or {}).get("rollout_noise_correlation", 0.0),
-                         "component_correlation": COMPONENT_CORRELATION},
+                         "component_correlation": (sampling or {}).get("rollout_component_correlation",
+                                                                       COMPONENT_CORRELATION)},
             "val_clips": list(training.val_clips), "test_clips": list(training.test_clips),
             "selection": {"by": training.select if weights is not None else "last epoch",
                           "scores": scores, "sampling_retries": training.select_retries if sampling else 0,
@@ -264,7 +266,7 @@ class MotionStage(Stage):
 
     @property
     def final_export_note(self) -> str:
-        return "choosing the noise correlation with redraws" if self._redraw_check_due() else ""
+        return "choosing the sampling with redraws" if self._redraw_check_due() else ""
 
     def _redraw_check_due(self) -> bool:
         """Whether the final export checks the kept weights with redraws: ``select_retries`` set,
@@ -276,15 +278,17 @@ class MotionStage(Stage):
 
     def _sampling_with_redraws(self, weights: dict) -> dict | None:
         """The ``rollout_*`` columns of a check of ``weights`` with ``select_retries`` redraws,
-        whose noise correlation the model then recommends, or None when it is not due
-        (:meth:`_redraw_check_due`). It tries the kept check's spread with each correlation (a
-        third of a check's dances, each decoded at every step: about as long as a plain check)."""
+        whose noise and component correlations the model then recommends, or None when it is not
+        due (:meth:`_redraw_check_due`). It tries the kept check's spread with each noise
+        correlation and each of ``select_component_correlations`` (with two: two thirds of a
+        check's dances, each decoded at every step)."""
         if not self._redraw_check_due():
             return None
         model = copy.deepcopy(self.averaged)
         model.load_state_dict(weights)
         spread = float(self.best.state["scores"]["rollout_sigma_temperature"])
-        return self.judge.check(model, self.scaler, self.training.select_retries, spreads=(spread,)).columns()
+        return self.judge.check(model, self.scaler, self.training.select_retries, spreads=(spread,),
+                                component_correlations=self.training.select_component_correlations).columns()
 
 
 def _training_rows(latents: Latents, training: MotionTraining,

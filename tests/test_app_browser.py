@@ -7,6 +7,7 @@ screenshots taken along the way.
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -15,7 +16,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytest.importorskip("gradio", reason="the app extra is not installed: pip install 'dancenet[app]'")
@@ -51,7 +51,10 @@ def server(tmp_path_factory):
     process = subprocess.Popen([sys.executable, "-m", "dancenet.cli", "app", "--port", str(port),
                                 "--runs", str(root / "runs")], cwd=root, stdout=log,
                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                               env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
+                               env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"},
+                               # Ctrl-C stops it even where the suite runs in the background
+                               # (a shell's `&` ignores SIGINT, and children inherit that)
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 120
     while True:
@@ -64,12 +67,14 @@ def server(tmp_path_factory):
                 pytest.fail("the app did not start:\n" + (root / "server.log").read_text()[-3000:])
             time.sleep(0.5)
     yield url, root
-    process.send_signal(2)
+    process.send_signal(signal.SIGINT)
     try:
         process.wait(30)
     except subprocess.TimeoutExpired:
         process.kill()
-    log.close()
+        pytest.fail("the app did not stop within 30 s of Ctrl-C")
+    finally:
+        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -375,8 +375,9 @@ def test_a_check_dances_every_spread_with_every_noise_correlation(tmp_path, monk
     assert dances.shape == (8, 90, latents.mean.shape[1]) and torch.isfinite(dances).all()
     assert judge_.check(model, scaler).noise_correlation in (0.0, 0.9)
 
-    # with component correlations: every (spread, noise, component) triple, each drawn at its own
-    # component correlation, and the best of all their checks is the check's
+    # with component correlations: every (spread, noise, component) triple, each component in a
+    # rollout of its own, so the first component's checks are those of a check without the others;
+    # the best of all their checks is the check's
     drawn, judged = [], []
     noise_class, judge_function = selection_mdn.CorrelatedNoise, selection.judge
 
@@ -391,13 +392,18 @@ def test_a_check_dances_every_spread_with_every_noise_correlation(tmp_path, monk
 
     monkeypatch.setattr(selection_mdn, "CorrelatedNoise", Recording)
     monkeypatch.setattr(selection, "judge", judging)
+    judge_.check(model, scaler, spreads=(1.0,))
+    alone, drawn, judged = judged[:], [], []
+    assert len(alone) == 2
     found = judge_.check(model, scaler, spreads=(1.0,), component_correlations=(0.0, 0.6))
-    assert drawn[-1].flatten().tolist() == pytest.approx([0.0, 0.0, 0.6, 0.6, 0.0, 0.0, 0.6, 0.6])  # 2 seeds each
+    assert drawn == [0.0, 0.6]
     assert len(judged) == 4 and [check.sigma_temperature for check in judged] == [1.0] * 4
+    assert all(math.isclose(a, b, rel_tol=0, abs_tol=0) or (math.isnan(a) and math.isnan(b))  # NaN: unmeasured
+               for new, old in zip(judged[:2], alone) for a, b in zip(new.scores.values(), old.scores.values()))
     ranks = [check.rank for check in judged]
     best = ranks.index(min(ranks))
-    assert found.rank == ranks[best] and found.component_correlation == (0.0, 0.6)[best % 2]
-    assert found.noise_correlation == (0.0, 0.9)[best // 2]
+    assert found.rank == ranks[best] and found.component_correlation == (0.0, 0.6)[best // 2]
+    assert found.noise_correlation == (0.0, 0.9)[best % 2]
     assert found.columns()["rollout_component_correlation"] == found.component_correlation
     from dancenet.errors import DancenetError
 

@@ -23,9 +23,10 @@ temperatures: --temperature divides the mixture logits (lower = the most likely 
 often); --sigma-temperature scales each component's spread (lower = smoother, less jitter);
 --noise-correlation lets each frame's variation carry into the next (higher = fewer replayed
 and repeated moves, a few more broken limbs); --component-correlation sets how long the dancer
-keeps to one kind of movement (0, the default: she may switch at every step, which makes a
-dancer trained on little footage jitter; 0.6 calms her). A model trained with rollout checks
-recommends its spread and noise correlation; a given value overrides it.
+keeps to one kind of movement (0: she may switch at every step, which makes a dancer trained
+on little footage jitter; 0.6 calms her). A model trained with rollout checks recommends its
+spread and both correlations; a given value overrides it. With --music the component
+correlation is 0 unless given (a calmer dance drifted off the song's tempo).
 
 whole bodies, no replays: a frame whose body comes apart (pieces away from the dancer), one
 that would make the last second replay an earlier second of the dance (a loop), or one that
@@ -88,7 +89,8 @@ def add_component_correlation_argument(parser) -> None:
 
     parser.add_argument("--component-correlation", type=float, default=None, metavar="R",
                         help="how long the dancer keeps to one kind of movement, 0 to below 1 (default: "
-                             f"the model's, else {COMPONENT_CORRELATION:g}; 0: she may switch at every step, "
+                             f"the model's, else {COMPONENT_CORRELATION:g}; with --music {COMPONENT_CORRELATION:g} "
+                             "unless given; 0: she may switch at every step, "
                              "which makes a dancer trained on little footage jitter; 0.6 calms her; 0.9 "
                              "nearly freezes the dance; ignored by dancenet-2018)")
 

@@ -165,25 +165,24 @@ class RolloutJudge:
         return DrawCheck(self._decode, Repeats.for_rate(rows, self.fps), self.copies)
 
     @torch.no_grad()
-    def rollouts(self, model, scaler, retries: int = 0, samplings: list | None = None) -> torch.Tensor:
-        """Every dance of a check in one batch: (samplings x seeds, frames, L) raw latents, rows
-        grouped by sampling. Same sampler, feedback and starts as ``dancenet generate``;
-        ``retries``: whole-body redraws as generate makes them (0: plain draws, as the checks
-        during training use); ``samplings``: (spread, noise correlation, component correlation)
-        triples, default all of the check's (each at ``generate.COMPONENT_CORRELATION``)."""
+    def rollouts(self, model, scaler, retries: int = 0, samplings: list | None = None,
+                 component_correlation: float | None = None) -> torch.Tensor:
+        """The dances of a check at one component correlation, in one batch: (samplings x seeds,
+        frames, L) raw latents, rows grouped by sampling (spread, noise correlation). Same
+        sampler, feedback and starts as ``dancenet generate``; ``retries``: whole-body redraws as
+        generate makes them (0: plain draws, as the checks during training use); ``samplings``:
+        default all of the check's; ``component_correlation``: default
+        ``generate.COMPONENT_CORRELATION``."""
         from ..generate import COMPONENT_CORRELATION, next_step, single_step_kernels, start_context
         from .mdn import CorrelatedNoise, MixtureParameters
 
-        samplings = [(*pair, COMPONENT_CORRELATION) for pair in self.samplings] if samplings is None \
-            else samplings
+        samplings = self.samplings if samplings is None else samplings
+        component_correlation = COMPONENT_CORRELATION if component_correlation is None else component_correlation
         count = len(samplings) * self.seeds
         generator = torch.Generator(device=self.device).manual_seed(FIRST_SEED)
-        spreads, correlations, components = (
-            torch.tensor(values, device=self.device).repeat_interleave(self.seeds)[:, None]
-            for values in zip(*samplings))
-        # a plain float where all rows draw alike: at 0, components are drawn as without the option
-        alike = {sampling[2] for sampling in samplings}
-        noise = CorrelatedNoise(correlations, components if len(alike) > 1 else float(alike.pop()))
+        spreads, correlations = (torch.tensor(values, device=self.device).repeat_interleave(self.seeds)[:, None]
+                                 for values in zip(*samplings))
+        noise = CorrelatedNoise(correlations, float(component_correlation))
         was_training = model.training
         model.eval()
         judged = self.draw_check(count) if retries else None
@@ -203,14 +202,17 @@ class RolloutJudge:
         """Roll out (with ``retries`` whole-body redraws), score the end of each dance and gate
         the model as it is now, at each spread (of ``spreads``, default all), noise correlation and
         component correlation (of ``component_correlations``, default
-        ``generate.COMPONENT_CORRELATION``) -> the best one's check (the first of equals)."""
+        ``generate.COMPONENT_CORRELATION``) -> the best one's check (the first of equals). Each
+        component correlation rolls out in a batch of its own, so adding one leaves the dances
+        (and scores) of the others as they were."""
         from ..evaluate import suite
         from ..generate import COMPONENT_CORRELATION
 
         components = (COMPONENT_CORRELATION,) if component_correlations is None else component_correlations
-        samplings = [(spread, correlation, component) for spread, correlation in self.samplings
-                     if spreads is None or spread in spreads for component in components]
-        latents = self.rollouts(model, scaler, retries, samplings)[:, -self.scored:]
+        pairs = [pair for pair in self.samplings if spreads is None or pair[0] in spreads]
+        latents = torch.cat([self.rollouts(model, scaler, retries, pairs, component)
+                             for component in components])[:, -self.scored:]
+        samplings = [(*pair, component) for component in components for pair in pairs]
         checks = []
         for group, (spread, correlation, component) in enumerate(samplings):
             rows = range(group * self.seeds, (group + 1) * self.seeds)

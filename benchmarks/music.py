@@ -16,6 +16,7 @@ metrics of ``dancenet evaluate`` (freeze, loop, artifacts, Frechet against the h
 61_07) and the time each guide costs, all from the same run.
 
     python benchmarks/music.py [--data data/salsa] [--seconds 30 --seeds 3 --songs DIR]
+                               [--component-correlation R]
 
 ``--data`` is a prepared dataset or the salsa BVH folder (prepared here, at the bundled model's
 size and rate, into a temporary folder). On the busy 2-core machine the default run took ~25 min.
@@ -77,9 +78,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--songs", default=None, help="folder for the synthesised songs (default: a temporary one)")
+    parser.add_argument("--component-correlation", type=float, default=None, metavar="R",
+                        help="draw every dance at this component correlation (default: as --music does, 0)")
     args = parser.parse_args()
 
     dancer = dancenet.load(None)
+    if args.component_correlation is not None:
+        dancer.component_correlation = args.component_correlation
     fps, frames = dancer.fps, dancer.frame_count(args.seconds)
     temperature, sigma_temperature = dancer.temperatures(None, None)
     dataset = reference_dataset(args.data, dancer)

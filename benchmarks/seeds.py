@@ -93,11 +93,12 @@ def main() -> int:
     real = next(iter(results.values()))[1]
     print(f"seeds: {args.samples} x {args.seconds:g} s per model, against {reference.role} "
           f"{', '.join(clip.name for clip in reference.clips)} of {dataset.path.name}")
-    print("| model | exported epoch | sigma temperature | noise correlation |\n|---|---:|---:|---:|")
+    print("| model | exported epoch | sigma temperature | noise correlation | component correlation |\n"
+          "|---|---:|---:|---:|---:|")
     for name, (_, _, metadata) in results.items():
         sampling = metadata.get("sampling") or {}
         print(f"| {name} | {metadata.get('exported_epoch')} | {sampling.get('sigma_temperature')} | "
-              f"{sampling.get('noise_correlation', 0.0)} |")
+              f"{sampling.get('noise_correlation', 0.0)} | {sampling.get('component_correlation', 0.0)} |")
     print()
     print("| target | " + " | ".join(names) + " | real | goal |")
     print("|---" * (len(names) + 3) + "|")

@@ -241,7 +241,8 @@ def test_the_exported_model_is_the_best_checked_epoch_with_its_spread(tmp_path, 
     line = chosen_epoch(run, "motion")
     assert line.startswith(f"kept epoch {metadata['exported_epoch']}: its dances scored best")
     assert (f"--sigma-temperature {metadata['sampling']['sigma_temperature']:g} "
-            f"--noise-correlation {metadata['sampling']['noise_correlation']:g}") in line
+            f"--noise-correlation {metadata['sampling']['noise_correlation']:g} "
+            f"--component-correlation {metadata['sampling']['component_correlation']:g}") in line
 
     # by default the spread and correlation come from one more check of the kept weights, with
     # the redraws generation makes (whole-body sampling); the epoch is chosen as before
@@ -318,7 +319,8 @@ def test_a_checkpoint_of_the_earlier_version_resumes(tmp_path):
 
 def test_a_run_begun_before_the_best_iou_and_frechet_gates_resumes_without_them(tmp_path):
     """A checkpoint that judged by rollout without ``select_memorisation`` goes on judging as it
-    began (its kept check was ranked without those gates); a new run keeps them on resume."""
+    began (its kept check was ranked without those gates); a new run keeps them on resume. The
+    same for ``select_component_correlations``: a run begun before recommends the default."""
     from dancenet.checkpoint import load_checkpoint, save_checkpoint
 
     for label, begun_before in (("old", True), ("new", False)):
@@ -331,10 +333,15 @@ def test_a_run_begun_before_the_best_iou_and_frechet_gates_resumes_without_them(
         assert checkpoint["training"]["select_memorisation"] is True
         if begun_before:
             checkpoint["training"].pop("select_memorisation")
+            checkpoint["training"].pop("select_component_correlations")
             save_checkpoint(path, checkpoint)
         train_motion(run, options=RunOptions(quiet=True, resume=True))
-        training = load_motion(run)[2]["training"]
+        metadata = load_motion(run)[2]
+        training = metadata["training"]
         assert training["select"] == "rollout" and training["select_memorisation"] is not begun_before
+        assert training["select_component_correlations"] == ([0.0] if begun_before else [0.0, 0.6])
+        if begun_before:
+            assert metadata["sampling"]["component_correlation"] == COMPONENT_CORRELATION
 
 
 def test_clip_settings_that_cannot_work_are_one_line_errors(tmp_path):
@@ -357,7 +364,7 @@ def test_a_run_without_validation_clips_trains_its_whole_budget(tmp_path):
     assert load_motion(run)[2]["selection"]["by"] == "last epoch"
 
 
-def test_a_check_dances_every_spread_with_every_noise_correlation(tmp_path, monkeypatch):
+def test_a_check_dances_every_spread_with_every_noise_and_component_correlation(tmp_path, monkeypatch):
     from dancenet.latents import load_latents
     from dancenet.motion.selection import RolloutJudge
 

@@ -105,21 +105,28 @@ def test_the_dance_follows_the_music(dancer, songs):
     assert mean["music"]["tempo_error"] < 0.5 * mean["plain"]["tempo_error"]
 
 
-def test_a_dance_to_music_draws_components_as_before_unless_told(songs, tmp_path):
-    """A model may recommend a component correlation (motion training's final check chooses one):
-    dances without music take it; dances to music keep generate.COMPONENT_CORRELATION (a
-    correlated component moved dances off the song's tempo) unless the caller sets one."""
-    import json
+def recommending(tmp_path, component_correlation):
+    """A copy of the bundled model whose motion.json recommends ``component_correlation``."""
     import shutil
 
     from dancenet.generate import COMPONENT_CORRELATION, bundled_directory
 
-    recommends = tmp_path / "recommends"
-    shutil.copytree(bundled_directory(), recommends)
-    info = json.loads((recommends / "motion.json").read_text())
+    copy = tmp_path / "recommends"
+    shutil.copytree(bundled_directory(), copy)
+    info = json.loads((copy / "motion.json").read_text())
     assert info["metadata"]["sampling"].get("component_correlation", COMPONENT_CORRELATION) == 0.0
-    info["metadata"]["sampling"]["component_correlation"] = 0.6
-    (recommends / "motion.json").write_text(json.dumps(info))
+    info["metadata"]["sampling"]["component_correlation"] = component_correlation
+    (copy / "motion.json").write_text(json.dumps(info))
+    return copy
+
+
+def test_a_dance_to_music_draws_components_as_before_unless_told(songs, tmp_path, capsys):
+    """A model may recommend a component correlation (motion training's final check chooses one):
+    dances without music take it; dances to music keep generate.COMPONENT_CORRELATION (a
+    correlated component moved dances off the song's tempo) unless the caller sets one."""
+    from dancenet.generate import COMPONENT_CORRELATION
+
+    recommends = recommending(tmp_path, 0.6)
     plain, calm = dancenet.load(None), dancenet.load(recommends)
     music = load_music(songs["clicks"])
     assert calm.component_correlation == 0.6 and calm.component_correlation_for(music=True) == COMPONENT_CORRELATION
@@ -129,6 +136,11 @@ def test_a_dance_to_music_draws_components_as_before_unless_told(songs, tmp_path
     calm.component_correlation = 0.6  # set by the caller (--component-correlation): music draws at it
     assert calm.component_correlation_for(music=True) == 0.6
     assert not np.array_equal(calm.generate(seconds=2, seed=0, music=music), to_music)
+    # the command line says so, unless told the value or to be quiet
+    for extra, said in (([], True), (["--component-correlation", "0.6"], False), (["-q"], False)):
+        assert main(["generate", str(recommends), "-o", str(tmp_path / "dance.gif"), "--music",
+                     str(songs["clicks"]), "--seconds", "2", "--scale", "1", *extra]) == 0
+        assert ("recommends --component-correlation 0.6" in capsys.readouterr().err) is said
 
 
 def decoded_audio(path):
@@ -181,12 +193,12 @@ def test_evaluate_and_evaluate_video_report_beat_alignment(dancer, songs, tmp_pa
     assert music["real_at_random_offsets"]["beat_alignment"] is not None
     page = (out / "index.html").read_text()
     assert "<h2>Music</h2>" in page and "music and dance beat tracks" in page
-    # evaluate: the run's dances to the song, beside the same seeds without it
-    from dancenet.generate import bundled_directory
-
+    # evaluate: the run's dances to the song, beside the same seeds without it, here of a model
+    # that recommends a component correlation: both drawn as dances to music draw
     out = tmp_path / "report-run"
-    assert main(["evaluate", str(bundled_directory()), "--reference", str(reference), "--seconds", "5",
+    assert main(["evaluate", str(recommending(tmp_path, 0.6)), "--reference", str(reference), "--seconds", "5",
                  "--samples", "1", "--music", str(songs["drums90"]), "-o", str(out), "-q"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["source"]["component_correlation"] == 0.0
     music = json.loads((out / "metrics.json").read_text())["music"]
     assert music["music"]["duration"] == pytest.approx(5.0, abs=0.01)  # --seconds cuts the song
     assert "how" not in music["without_music"]  # the chance level is the seeds without music

@@ -89,8 +89,8 @@ def add_component_correlation_argument(parser) -> None:
 
     parser.add_argument("--component-correlation", type=float, default=None, metavar="R",
                         help="how long the dancer keeps to one kind of movement, 0 to below 1 (default: "
-                             f"the model's, else {COMPONENT_CORRELATION:g}; with --music {COMPONENT_CORRELATION:g} "
-                             "unless given; 0: she may switch at every step, "
+                             f"the model's, else {COMPONENT_CORRELATION:g}; with --music: {COMPONENT_CORRELATION:g} "
+                             "unless given. 0: she may switch at every step, "
                              "which makes a dancer trained on little footage jitter; 0.6 calms her; 0.9 "
                              "nearly freezes the dance; ignored by dancenet-2018)")
 
@@ -138,6 +138,11 @@ def run_generate(args) -> int:
         dancer.noise_correlation = args.noise_correlation
     if args.component_correlation is not None:
         dancer.component_correlation = args.component_correlation
+    elif music is not None and dancer.component_correlation_for(music=True) != dancer.component_correlation \
+            and not args.quiet:
+        print(f"dancenet: note: this model recommends --component-correlation {dancer.component_correlation:g}; "
+              f"a dance to music draws at {dancer.component_correlation_for(music=True):g} unless you give it "
+              "(a calmer dance drifted off the song's tempo)", file=sys.stderr)
     if args.retries is not None:
         dancer.retries = args.retries
     if dancer.retries and not args.quiet:

@@ -74,6 +74,7 @@ def chosen_epoch(run, name: str) -> str:
         return (f"kept epoch {epoch}: its dances scored best ({verdict}; Frechet "
                 f"{scores['rollout_frechet_ratio']:.2f}x the validation clip's own level); "
                 f"recommended --sigma-temperature {metadata['sampling']['sigma_temperature']:g} "
-                f"--noise-correlation {metadata['sampling'].get('noise_correlation', 0.0):g}")
+                f"--noise-correlation {metadata['sampling'].get('noise_correlation', 0.0):g} "
+                f"--component-correlation {metadata['sampling'].get('component_correlation', 0.0):g}")
     by = selection.get("by") or ("nll" if (metadata.get("training") or {}).get("keep_best") else "")
     return f"kept epoch {epoch} ({'lowest held-out NLL' if by == 'nll' else 'the last'})"

@@ -55,9 +55,10 @@ class MotionTraining(TrainingConfig):
     # Gate how close the dances' frames stay to the training frames (mean best IoU no higher than
     # the validation clip's own) and their Frechet distance (at most 1.5x the clip's own level).
     select_memorisation: bool = True
-    # Generation redraws broken frames (whole-body sampling: generate.RETRIES); the noise
-    # correlation the model recommends is chosen by one more check of the kept weights (at their
-    # spread) with as many redraws (0: the check that kept them chooses, for plain draws).
+    # Generation redraws broken frames (whole-body sampling: generate.RETRIES); the noise and
+    # component correlations the model recommends are chosen by one more check of the kept
+    # weights (at their spread) with as many redraws (0: the check that kept them chooses the
+    # noise correlation, for plain draws, and the component correlation is the default).
     select_retries: int = 7
     patience: int | None = 10           # checks without a better one before training stops
     # Validate, check and export an exponential moving average of the weights (this decay per

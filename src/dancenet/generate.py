@@ -51,9 +51,9 @@ REDRAW_WIDEN = 2.0
 # How much of each step's draw that chooses the mixture component carries into the next
 # (CorrelatedNoise's component_correlation), unless a model says: a component drawn afresh at every
 # step makes a dancer trained on little footage flicker, and 0.6 calms her; motion training now
-# recommends one per model (its final check). But it also moved dances to music off the song's
-# tempo on short test songs, so a dance to music draws at this one unless a caller sets another
-# (docs/motion.md, "Component draws correlated in time").
+# recommends one per model (its final check). But the bundle's dances to music landed on fewer
+# beats at 0.6 (benchmarks/music.py), so a dance to music draws at this one unless a caller sets
+# another (docs/music.md, "Limits").
 COMPONENT_CORRELATION = 0.0
 MAX_RETRIES = 100
 BROKEN_SHARE = 0.02

@@ -26,7 +26,7 @@ and repeated moves, a few more broken limbs); --component-correlation sets how l
 keeps to one kind of movement (0: she may switch at every step, which makes a dancer trained
 on little footage jitter; 0.6 calms her). A model trained with rollout checks recommends its
 spread and both correlations; a given value overrides it. With --music the component
-correlation is 0 unless given (a calmer dance drifted off the song's tempo).
+correlation is 0 unless given (at 0.6 dances landed on fewer beats).
 
 whole bodies, no replays: a frame whose body comes apart (pieces away from the dancer), one
 that would make the last second replay an earlier second of the dance (a loop), or one that
@@ -142,7 +142,7 @@ def run_generate(args) -> int:
             and not args.quiet:
         print(f"dancenet: note: this model recommends --component-correlation {dancer.component_correlation:g}; "
               f"a dance to music draws at {dancer.component_correlation_for(music=True):g} unless you give it "
-              "(a calmer dance drifted off the song's tempo)", file=sys.stderr)
+              "(at 0.6 dances landed on fewer beats)", file=sys.stderr)
     if args.retries is not None:
         dancer.retries = args.retries
     if dancer.retries and not args.quiet:

@@ -138,11 +138,12 @@ def run_generate(args) -> int:
         dancer.noise_correlation = args.noise_correlation
     if args.component_correlation is not None:
         dancer.component_correlation = args.component_correlation
-    elif music is not None and dancer.component_correlation_for(music=True) != dancer.component_correlation \
-            and not args.quiet:
-        print(f"dancenet: note: this model recommends --component-correlation {dancer.component_correlation:g}; "
-              f"a dance to music draws at {dancer.component_correlation_for(music=True):g} unless you give it "
-              "(at 0.6 dances landed on fewer beats)", file=sys.stderr)
+    elif music is not None and not args.quiet:
+        drawn = dancer.component_correlation_for(music=True)
+        if drawn != dancer.component_correlation:
+            print(f"dancenet: note: this model recommends --component-correlation {dancer.component_correlation:g}; "
+                  f"a dance to music draws at {drawn:g} unless you give it (at 0.6 dances landed on fewer "
+                  "beats)", file=sys.stderr)
     if args.retries is not None:
         dancer.retries = args.retries
     if dancer.retries and not args.quiet:

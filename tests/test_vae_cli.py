@@ -92,6 +92,16 @@ def test_bad_input_is_one_line_and_exit_2(trained, tmp_path, capsys, arguments, 
     assert not (tmp_path / "run").exists() and not (tmp_path / "fresh").exists()
 
 
+def test_a_recipe_with_a_negative_iou_weight_is_exit_2(trained, tmp_path, capsys):
+    dataset, _, _ = trained
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text("preset: default\ntraining:\n  iou_weight: -1\n")
+    assert main(["train", "vae", dataset, "--out", tmp_path / "run", "--config", recipe, "--quiet"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "iou_weight" in error[0] and str(recipe) in error[0]
+    assert not (tmp_path / "run").exists()
+
+
 def test_corrupt_checkpoint_on_resume_is_exit_2(trained, tmp_path, capsys):
     import shutil
 

@@ -8,7 +8,8 @@ import torch
 
 from dancenet.errors import DancenetError
 from dancenet.training import capture_rng_states, learning_rate_at, restore_rng_states
-from dancenet.vae.loss import intersection_over_union, kl_divergence, reconstruction_loss, vae_loss
+from dancenet.vae.loss import (intersection_over_union, kl_divergence, reconstruction_loss, soft_iou_loss,
+                               vae_loss)
 from dancenet.vae.model import VAE, VAEConfig, preset_config
 
 
@@ -155,6 +156,28 @@ def test_intersection_over_union():
     iou = intersection_over_union(prediction, target)
     assert iou.tolist() == pytest.approx([1.0, 0.5, 0.0])
     assert intersection_over_union(torch.zeros(1, 2, 2), torch.zeros(1, 2, 2)).item() == 1.0
+
+
+def test_soft_iou_term_counts_missed_dancer_pixels_and_adds_with_its_weight():
+    target = torch.zeros(3, 1, 4, 4)
+    target[:, :, :2] = 1                    # 8 dancer pixels
+    probabilities = torch.zeros(3, 1, 4, 4)
+    probabilities[0, :, :2] = 1             # exact
+    probabilities[1, :, :1] = 1             # half the dancer: IoU 4/8
+    probabilities[2] = 1                    # everything: IoU 8/16
+    expected = torch.tensor([0.0, 4.0, 4.0])   # 8 x (1 - IoU)
+    torch.testing.assert_close(soft_iou_loss(probabilities, target, False), expected)
+    logits = torch.where(probabilities > 0.5, 30.0, -30.0)
+    torch.testing.assert_close(soft_iou_loss(logits, target, True), expected)
+    # a better prediction costs less; an empty frame predicted empty costs nothing
+    assert soft_iou_loss(torch.full((1, 1, 4, 4), 0.4) * target[:1] + 0.1, target[:1], False) > \
+        soft_iou_loss(torch.full((1, 1, 4, 4), 0.8) * target[:1] + 0.1, target[:1], False)
+    assert soft_iou_loss(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2), False).item() == 0
+    mean, log_var = torch.zeros(3, 2), torch.zeros(3, 2)
+    plain, reconstruction, kl = vae_loss(logits, target, mean, log_var, True)
+    weighted, reconstruction_2, _ = vae_loss(logits, target, mean, log_var, True, iou_weight=0.5)
+    assert reconstruction_2 == reconstruction
+    assert weighted.item() == pytest.approx(plain.item() + 0.5 * expected.mean().item())
 
 
 def test_learning_rate_schedule():

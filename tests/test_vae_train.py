@@ -60,6 +60,17 @@ def test_tiny_model_learns(dataset, tmp_path):
     assert any((tmp_path / "run/vae-train/events").iterdir())
 
 
+def test_the_soft_iou_weight_trains_and_is_recorded(dataset, tmp_path):
+    plain = train_vae(dataset, tmp_path / "plain", tiny_config(), recipe(epochs=1), QUIET)
+    weighted = train_vae(dataset, tmp_path / "iou", tiny_config(), recipe(epochs=1, iou_weight=2.0), QUIET)
+    assert plain.stopped == weighted.stopped == "finished"
+    first, second = load(tmp_path / "plain"), load(tmp_path / "iou")
+    assert first.metadata["training"]["iou_weight"] == 0 and second.metadata["training"]["iou_weight"] == 2
+    changed = [not torch.equal(a, b) for a, b in zip(first.state_dict().values(),
+                                                     second.state_dict().values())]
+    assert any(changed)
+
+
 def test_resume_after_interruption_equals_uninterrupted(dataset, tmp_path):
     whole = train_vae(dataset, tmp_path / "whole", tiny_config(), recipe(), QUIET)
     first = train_vae(dataset, tmp_path / "split", tiny_config(), recipe(checkpoint_every=3),

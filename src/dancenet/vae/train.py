@@ -40,6 +40,7 @@ class VAETraining(TrainingConfig):
     """
 
     beta: float = 1.0                  # weight of the KL term (1 = the plain ELBO)
+    iou_weight: float = 0.0            # weight of a soft-IoU term added in training (loss.py)
     micro_batch: int = 0               # >0: accumulate gradients in chunks to cap memory
     # augmentation of training frames: a mirrored dancer and a dancer a few pixels off are still
     # plausible frames, and they widen the poses seen beyond one dancer's few takes
@@ -51,7 +52,8 @@ class VAETraining(TrainingConfig):
 
     def checks(self) -> list[tuple[bool, str]]:
         return super().checks() + [
-            (self.beta >= 0 and self.micro_batch >= 0, "beta and micro_batch must be >= 0"),
+            (self.beta >= 0 and self.micro_batch >= 0 and self.iou_weight >= 0,
+             "beta, iou_weight and micro_batch must be >= 0"),
             (0 <= self.augment_scale < 0.5 and 0 <= self.augment_rotate <= 45
              and self.augment_shift >= 0, "augment_scale must be in [0, 0.5), augment_rotate in "
                                           "[0, 45] degrees and augment_shift >= 0"),
@@ -171,7 +173,7 @@ class VAEStage(Stage):
             with (nullcontext() if sync else self.trained.no_sync()):
                 output, mean, log_var = self.trained(chunk, generator)
                 loss, _, _ = vae_loss(output, chunk, mean, log_var, model.decoder.outputs_logits,
-                                      training.beta)
+                                      training.beta, training.iou_weight)
                 (loss * (len(chunk) / len(frames))).backward()
             step_loss += loss.item() * len(chunk) / len(frames)
         return step_loss, len(frames)

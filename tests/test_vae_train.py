@@ -69,6 +69,10 @@ def test_the_soft_iou_weight_trains_and_is_recorded(dataset, tmp_path):
     changed = [not torch.equal(a, b) for a, b in zip(first.state_dict().values(),
                                                      second.state_dict().values())]
     assert any(changed)
+    # validation reports the plain ELBO, without the term
+    header, *rows = (tmp_path / "iou/vae-train/metrics.csv").read_text().splitlines()
+    last = dict(zip(header.split(","), map(float, rows[-1].split(","))))
+    assert last["val_loss"] == pytest.approx(last["val_reconstruction"] + last["val_kl"], rel=1e-4)
 
 
 def test_resume_after_interruption_equals_uninterrupted(dataset, tmp_path):

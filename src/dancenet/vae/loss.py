@@ -40,7 +40,8 @@ def soft_iou_loss(output: torch.Tensor, frames: torch.Tensor, outputs_logits: bo
     Soft IoU = sum(p t) / (sum(p) + sum(t) - sum(p t)) over the decoded probabilities p and the
     frame t. Cross-entropy sums over all pixels, so the few pixels at a hand's tip weigh little;
     this term's gradient is largest on the uncertain pixels that decide the IoU. Scaled by the
-    dancer's pixels, it is in pixels, like the cross-entropy beside it.
+    dancer's pixels, it is in pixels, like the cross-entropy beside it. A frame with no dancer
+    costs 0 here whatever is predicted; the cross-entropy beside it covers such frames.
     """
     probabilities = (torch.sigmoid(output.float()) if outputs_logits else output.float()).flatten(1)
     target = frames.float().flatten(1)

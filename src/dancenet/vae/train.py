@@ -40,7 +40,9 @@ class VAETraining(TrainingConfig):
     """
 
     beta: float = 1.0                  # weight of the KL term (1 = the plain ELBO)
-    iou_weight: float = 0.0            # weight of a soft-IoU term added in training (loss.py)
+    # weight of a soft-IoU term in the training loss (loss.py; train_loss includes it, validation
+    # is the plain ELBO): a small gain that fades over an hour of training, so 0 (docs/vae.md)
+    iou_weight: float = 0.0
     micro_batch: int = 0               # >0: accumulate gradients in chunks to cap memory
     # augmentation of training frames: a mirrored dancer and a dancer a few pixels off are still
     # plausible frames, and they widen the poses seen beyond one dancer's few takes

@@ -26,12 +26,13 @@ SIGMAS = (0.1, 0.25, 0.5, 0.75, 1.0)
 
 
 def iou(predicted, frames):
-    """Per-frame IoU of bool (n, H, W) stacks -> (n,); two empty frames agree (1)."""
-    import numpy as np
+    """Mean IoU of bool (n, H, W) numpy stacks, as training and evaluate measure it
+    (``vae.loss.intersection_over_union``: two empty frames agree)."""
+    import torch
 
-    intersection = (predicted & frames).sum(axis=(1, 2))
-    union = (predicted | frames).sum(axis=(1, 2))
-    return np.where(union > 0, intersection / np.maximum(union, 1), 1.0)
+    from dancenet.vae.loss import intersection_over_union
+
+    return intersection_over_union(torch.from_numpy(predicted), torch.from_numpy(frames)).mean().item()
 
 
 def boundary_bands(frames, widths=(1, 2)):
@@ -61,9 +62,7 @@ def reconstruction_misses(vae, frames) -> dict:
     with torch.inference_mode():
         for start in range(0, len(frames), batch_size):
             batch = vae.prepare_frames(torch.from_numpy(frames[start:start + batch_size].astype(np.uint8)))
-            output = vae.decode_output(vae.encode_moments(batch)[0])
-            probabilities = torch.sigmoid(output) if vae.decoder.outputs_logits else output
-            predicted.append((probabilities[:, 0] > 0.5).numpy())
+            predicted.append(vae.silhouettes(vae.encode_moments(batch)[0]).cpu().numpy())
     predicted = np.concatenate(predicted)
     intersection = (predicted & frames).sum(axis=(1, 2))
     union = np.maximum((predicted | frames).sum(axis=(1, 2)), 1)
@@ -75,7 +74,7 @@ def reconstruction_misses(vae, frames) -> dict:
     def fixed(share):
         return np.mean((intersection + share * false_negative) / (union - share * false_positive))
 
-    return {"iou": iou(predicted, frames).mean(),
+    return {"iou": iou(predicted, frames),
             "within_1": (misses & bands[1]).sum() / max(misses.sum(), 1),
             "within_2": (misses & bands[2]).sum() / max(misses.sum(), 1),
             "half_fixed": fixed(0.5), "all_fixed": fixed(1.0),
@@ -118,7 +117,7 @@ def renderer_precision(dataset, clip, sigmas, seed=0):
     exact = draw(0.0)
     if not np.array_equal(exact, dataset.clip_frames(clip).astype(bool)):
         raise SystemExit(f"{source}: drawn again, its poses do not give the dataset's frames")
-    return {sigma: iou(draw(sigma), exact).mean() for sigma in sigmas}, f"{source}, {len(exact)} frames"
+    return {sigma: iou(draw(sigma), exact) for sigma in sigmas}, f"{source}, {len(exact)} frames"
 
 
 def main(argv=None) -> int:

@@ -27,7 +27,7 @@ replaced with --overwrite.
 
 --minutes counts the training and its rollout checks. The default recipe then checks the kept
 weights once more, with generation's redraws, to choose the sampling: on the salsa takes with 2
-CPU cores that added about 4 minutes (--minutes 16 took 20).
+CPU cores that added 3-4 minutes, more with a larger VAE (--minutes 16 took 20).
 """
 
 

@@ -1,6 +1,5 @@
 """The VAE models, objective and metric: shapes, parameter counts, math against torch."""
 
-import json
 import math
 
 import numpy as np
@@ -210,6 +209,7 @@ def test_rng_states_round_trip_through_a_weights_only_checkpoint(tmp_path):
 def test_recipes_in_configs_match_the_preset_and_the_bundled_vae():
     from pathlib import Path
 
+    from dancenet.config import to_dict
     from dancenet.vae import load
     from dancenet.vae.train import load_recipe, preset_training
 
@@ -221,7 +221,7 @@ def test_recipes_in_configs_match_the_preset_and_the_bundled_vae():
     config, training = load_recipe(root / "configs" / "vae-salsa-bundled.yaml")
     bundled = load(root / "src/dancenet/pretrained/salsa")
     assert config == bundled.config
-    recipe = json.loads(json.dumps(training.__dict__))  # tuples as lists, as the model file keeps them
+    recipe = to_dict(training)  # as the model file writes it (tuples as lists)
     assert {**recipe, **bundled.metadata["training"]} == recipe
 
 

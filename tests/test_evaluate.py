@@ -83,6 +83,20 @@ def test_held_out_clips_come_from_the_run(reference, tmp_path):
     assert suite.make_reference(reference, None).role == "whole dataset"
 
 
+def test_a_held_out_take_sets_the_real_level_of_unlike_poses(reference):
+    """Against held-out takes, real dance's share of frames unlike any training pose is measured on
+    the held-out take itself: the take scored as a video gives the same share."""
+    held_out = suite.make_reference(reference, ["take1"])
+    take = reference.clip_frames(reference.clip("take1"))
+    smeared = take.copy()
+    smeared[::4] = False
+    smeared[::4, 28:34, 8:72] = True  # every fourth frame a body smeared into a bar
+    evaluation = suite.evaluate_videos({"take": take, "smeared": smeared}, held_out)
+    real, samples = evaluation.metrics["reference_level"]["unlike_frame_ratio"], evaluation.metrics["samples"]
+    assert samples[0]["unlike_frame_ratio"] == pytest.approx(real)
+    assert samples[1]["unlike_frame_ratio"] == pytest.approx(0.25 + 0.75 * real, abs=0.02)
+
+
 def test_evaluate_video_cli_end_to_end(reference, tmp_path, capsys):
     video = write_video(tmp_path / "dance.mp4", dancer_video(90, HEIGHT, WIDTH, seed=7, fps=FPS), scale=2)
     out = tmp_path / "report"
@@ -185,6 +199,8 @@ def test_worst_window_finds_the_burst_that_the_mean_hides(reference):
     burst = dancer_video(int(50 * FPS), HEIGHT, WIDTH, seed=5, fps=FPS)
     burst[seconds(10, 20)] = burst[seconds(0, 10)]  # 10-20 s repeats 0-10 s
     burst[seconds(30, 40), 20:24, 0:3] = True       # a speck away from the dancer for 30-40 s
+    burst[seconds(40, 50)] = False
+    burst[seconds(40, 50), 28:34, 8:72] = True  # 40-50 s: the body smeared into one bar, in one piece
     short = dancer_video(int(6 * FPS), HEIGHT, WIDTH, seed=6, fps=FPS)
     evaluation = suite.evaluate_videos({"short": short, "burst": burst}, suite.make_reference(reference))
     summary, samples = evaluation.metrics["summary"], evaluation.metrics["samples"]
@@ -201,6 +217,10 @@ def test_worst_window_finds_the_burst_that_the_mean_hides(reference):
     assert worst["loop_ratio"]["video"] == "burst" and worst["loop_ratio"]["start_seconds"] == 10
     assert worst["loop_ratio"]["value"] == pytest.approx(1.0) and summary["loop_ratio"] < 0.3
     assert worst["artifact_ratio"]["seconds"] == worst["loop_ratio"]["seconds"] == 10
+    assert worst["unlike_frame_ratio"]["video"] == "burst" and worst["unlike_frame_ratio"]["start_seconds"] == 40
+    assert evaluation.metrics["reference_level"]["unlike_frame_ratio"] is None  # no held-out take to measure
+    assert worst["unlike_frame_ratio"]["value"] == 1 and samples[1]["unlike_frame_ratio"] == pytest.approx(0.2)
+    assert samples[0]["unlike_frame_ratio"] == 0  # the short video dances poses of the takes
     energy, real_energy = worst["motion_energy_over_real"], evaluation.metrics["reference_level"]["motion_energy"]
     assert energy["value"] == pytest.approx(energy["mean"] / real_energy["mean"])
 
@@ -214,6 +234,7 @@ def test_worst_window_finds_the_burst_that_the_mean_hides(reference):
     table = summary_table(summary, evaluation.metrics["reference_level"])
     assert re.search(r"worst window: artifact_ratio .*\(burst 30-40 s\)", table)
     assert re.search(r"worst window: loop_ratio .*\(burst 10-20 s\)", table)
+    assert re.search(r"worst window: unlike_frame_ratio .*\(burst 40-50 s\)", table)
 
 
 def test_a_frozen_worst_energy_window_points_at_where_it_is():

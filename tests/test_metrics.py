@@ -132,6 +132,27 @@ def test_memorisation_and_diversity(dance, other_dance):
     assert metrics.diversity([dance, other_dance]) > 0.3
 
 
+def test_centring_moves_each_shape_to_the_middle():
+    blocks = np.zeros((3, 5, 7), np.float32)
+    blocks[0, 0, 0] = 1.0  # a corner block
+    blocks[1, 3:5, 4:7] = 0.5  # a patch at the bottom right
+    centred = metrics.centre_blocks(blocks)
+    assert centred[0, 2, 3] == 1.0 and centred[0].sum() == 1.0
+    assert np.array_equal(centred[1, 1:3, 2:5], blocks[1, 3:5, 4:7]) and centred[1].sum() == blocks[1].sum()
+    assert not centred[2].any()  # an empty frame stays empty
+
+
+def test_pose_match_finds_a_pose_wherever_it_is_danced_and_not_a_doubled_body(dance, other_dance):
+    moved = np.zeros_like(dance)
+    moved[:, :, 12:] = dance[:, :, :-12]  # the same dance 12 px to the right
+    assert metrics.best_match_iou(moved, dance).mean() < 0.8
+    assert metrics.pose_match(moved, dance).min() == pytest.approx(1.0)
+    doubled = dance.copy()
+    doubled[:, :, 20:] |= other_dance[:, :, :-20]  # two bodies run together
+    assert np.median(metrics.pose_match(doubled, dance)) < metrics.UNLIKE_IOU
+    assert np.median(metrics.pose_match(other_dance, dance)) > metrics.UNLIKE_IOU + 0.1
+
+
 def test_frechet_distance_matches_scipy_sqrtm():
     random = np.random.default_rng(0)
     first = random.normal(size=(400, 5)) @ random.normal(size=(5, 5))

@@ -103,7 +103,7 @@ def summary_table(summary: dict, real: dict) -> str:
     rows = [("metric", "generated", "real")]
     for key in ("freeze_ratio", "loop_ratio", "artifact_ratio", "stray_frame_ratio", "empty_frame_ratio",
                 "frechet_distance", "diversity", "memorisation_mean_best_iou", "copied_frame_ratio",
-                "reconstruction_iou", "motion_nll"):
+                "unlike_frame_ratio", "reconstruction_iou", "motion_nll"):
         if key in summary or key in real:
             rows.append((key, _cell(summary.get(key)), _cell(real.get(key))))
     rows.append(("motion_energy_mean", _cell(summary["motion_energy"]["mean"]),

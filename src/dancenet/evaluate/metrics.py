@@ -22,6 +22,11 @@ LOOP_THRESHOLD = 0.9
 LOOP_MIN_MOTION_SHARE = 0.25
 # Frames with less foreground than this share of the frame count as empty.
 EMPTY_SHARE = 0.001
+# A frame whose shape, centred, matches no training frame this well is unlike any pose of the footage
+# (pose_match). Each CMU salsa take against the other 12: 10 of 13 takes never score below 0.68, and
+# the lowest real frames are a dip and a lean-back found in one take alone (0.43-0.6); the bundle's
+# melted and doubled bodies score 0.42-0.61 (docs/metrics.md, "Unlike any pose").
+UNLIKE_IOU = 0.6
 
 
 def as_binary(frames: np.ndarray) -> np.ndarray:
@@ -349,6 +354,42 @@ def best_match_iou(frames: np.ndarray, library: np.ndarray, factor: int = 4, chu
     best = np.zeros(len(frames), dtype=np.float32)
     for start in range(0, len(frames), chunk):
         part = downsample(frames[start:start + chunk], factor).reshape(-1, library.shape[1])
+        best[start:start + len(part)] = soft_iou_matrix(part, library).max(axis=1)
+    return best
+
+
+def centre_blocks(blocks: np.ndarray) -> np.ndarray:
+    """(n, rows, columns) block images (as :func:`downsample` makes them) -> the same, each moved
+    by whole blocks so that its centroid lies at the image's centre (what moves out is dropped;
+    an empty image stays empty). Where the dancer stands no longer counts, only her shape."""
+    blocks = np.asarray(blocks, dtype=np.float32)
+    count, rows, columns = blocks.shape
+    mass = blocks.sum(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centre_y = blocks.sum(axis=2) @ np.arange(rows, dtype=np.float64) / mass
+        centre_x = blocks.sum(axis=1) @ np.arange(columns, dtype=np.float64) / mass
+    moved = np.zeros_like(blocks)
+    for index in np.flatnonzero(mass > 0):
+        down = int(round((rows - 1) / 2 - centre_y[index]))
+        right = int(round((columns - 1) / 2 - centre_x[index]))
+        source = blocks[index, max(0, -down):rows - max(0, down), max(0, -right):columns - max(0, right)]
+        moved[index, max(0, down):max(0, down) + source.shape[0],
+              max(0, right):max(0, right) + source.shape[1]] = source
+    return moved
+
+
+def pose_match(frames: np.ndarray, library: np.ndarray, factor: int = 4, chunk: int = 1024,
+               max_library: int | None = 4000) -> np.ndarray:
+    """For each frame, the best soft IoU of its shape with any library frame's: both at
+    1/``factor`` resolution and centred (:func:`centre_blocks`), so a pose danced elsewhere in
+    the picture still matches. Returns (time,) float32 in [0, 1]; below ``UNLIKE_IOU`` a frame is
+    unlike any pose of the library (a body melted or doubled, or a pose the footage never had)."""
+    if max_library is not None and len(library) > max_library:
+        library = library[np.linspace(0, len(library) - 1, max_library).round().astype(np.int64)]
+    library = centre_blocks(downsample(library, factor)).reshape(len(library), -1)
+    best = np.zeros(len(frames), dtype=np.float32)
+    for start in range(0, len(frames), chunk):
+        part = centre_blocks(downsample(frames[start:start + chunk], factor)).reshape(-1, library.shape[1])
         best[start:start + len(part)] = soft_iou_matrix(part, library).max(axis=1)
     return best
 

@@ -36,6 +36,8 @@ SUMMARY_ROWS = (
     ("diversity", "diversity", "mean 1 - IoU of time-aligned frames between seeds / takes", "near real"),
     ("memorisation_mean_best_iou", "memorisation", "mean best IoU of a frame with any training frame", "near real"),
     ("copied_frame_ratio", "copied frames", "share of frames with best training IoU >= 0.95", "near real"),
+    ("unlike_frame_ratio", "unlike any pose", "share of frames whose shape, centred, matches no training frame's "
+     "at IoU 0.6 (melted or doubled bodies)", "near real"),
     ("reconstruction_iou", "VAE reconstruction IoU", "held-out real frames through the VAE", "higher"),
     ("motion_nll", "motion NLL / frame", "held-out latent negative log-likelihood", "lower"),
 )
@@ -43,6 +45,7 @@ SUMMARY_ROWS = (
 # The worst-window metrics (suite.worst_windows), in table order: key -> short name for the plots.
 WORST_WINDOW_NAMES = {"freeze_ratio": "freeze", "loop_ratio": "loop", "artifact_ratio": "artifacts",
                       "empty_frame_ratio": "empty", "copied_frame_ratio": "copied",
+                      "unlike_frame_ratio": "unlike",
                       "motion_energy_over_real": "energy"}
 
 

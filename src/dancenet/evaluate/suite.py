@@ -114,6 +114,7 @@ class MetricSettings:
     loop_window_seconds: float = 1.0        # a loop compares windows of this length
     freeze_min_seconds: float = 0.5         # a freeze is a still run of at least this long
     copied_iou: float = 0.95                # a frame this close to a training frame is copied
+    unlike_iou: float = metrics.UNLIKE_IOU  # a frame whose centred shape matches none this well is unlike any pose
     max_reference_frames: int = MAX_REFERENCE_FRAMES
     memorisation_library_frames: int = 4000  # training frames a generated frame is matched against
     diversity_takes: int = 5                # real takes compared with each other (<= 10 pairs)
@@ -241,6 +242,7 @@ def levels_from_frames(frames: list[np.ndarray], library: np.ndarray, held_out: 
     similarity = np.concatenate([loop.best_similarity for loop in loops])
     artifacts = metrics.artifact_analysis(sample)
     memorisation = metrics.best_match_iou(sample, library) if held_out else None
+    unlike = (metrics.pose_match(sample, library) < settings.unlike_iou) if held_out else None
     chosen = np.unique(np.linspace(0, len(frames) - 1, min(settings.diversity_takes, len(frames))).round().astype(int))
     length = min(video_length, int(settings.diversity_seconds * fps))
     diversity_clips = [frames[index][:length] for index in chosen]
@@ -258,11 +260,12 @@ def levels_from_frames(frames: list[np.ndarray], library: np.ndarray, held_out: 
         "memorisation_mean_best_iou": float(memorisation.mean()) if memorisation is not None else None,
         "copied_frame_ratio": (float((memorisation >= settings.copied_iou).mean())
                                if memorisation is not None else None),
+        "unlike_frame_ratio": float(unlike.mean()) if unlike is not None else None,
         "diversity": metrics.diversity(diversity_clips) if len(diversity_clips) > 1 else None,
     }
     names = [clip.name for clip in clips] if clips else [f"clip {index + 1}" for index in range(len(frames))]
     level["worst_window"] = reference_worst_windows(  # issue 14: real dance's worst window, for context
-        names, frames, energy, freeze, loops, artifacts, memorisation, fps, settings)
+        names, frames, energy, freeze, loops, artifacts, memorisation, unlike, fps, settings)
     return ReferenceLevels(clips or [], frames, energy, threshold, loop_min_motion, feature,
                            feature.transform(frames), library, memorisation, level)
 
@@ -277,6 +280,7 @@ def _video_metrics(name: str, video: np.ndarray, levels: ReferenceLevels, fps: f
     artifact = metrics.artifact_analysis(video)
     windows = levels.feature.transform([video])
     memorisation = metrics.best_match_iou(video, levels.library)
+    unlike = metrics.pose_match(video, levels.library) < settings.unlike_iou
     sample = {
         "name": name, "frames": int(len(video)), "seconds": len(video) / fps,
         "motion_energy": metrics.energy_summary(energy), "freeze_ratio": float(freeze.mean()),
@@ -286,13 +290,14 @@ def _video_metrics(name: str, video: np.ndarray, levels: ReferenceLevels, fps: f
         "frechet_distance": frechet_distance(windows, levels.windows),
         "memorisation_mean_best_iou": float(memorisation.mean()),
         "copied_frame_ratio": float((memorisation >= settings.copied_iou).mean()),
+        "unlike_frame_ratio": float(unlike.mean()),
     }
     sample["worst_window"] = worst_windows(
         window_series(energy, freeze, loops.looping, artifact.per_frame * artifact.foreground, artifact.foreground,
-                      artifact.empty, memorisation >= settings.copied_iou),
+                      artifact.empty, memorisation >= settings.copied_iou, unlike=unlike),
         len(video), fps, settings, levels.level["motion_energy"]["mean"])
     return {"energy": energy, "freeze": freeze, "loops": loops, "artifacts": artifact.per_frame,
-            "windows": windows, "memorisation": memorisation, "sample": sample}
+            "windows": windows, "memorisation": memorisation, "unlike": unlike, "sample": sample}
 
 
 def _summary(videos: dict[str, np.ndarray], per_video: dict[str, dict], levels: ReferenceLevels,
@@ -300,7 +305,7 @@ def _summary(videos: dict[str, np.ndarray], per_video: dict[str, dict], levels: 
     """The metrics pooled over every video."""
     names = list(videos)
     pooled = {key: np.concatenate([per_video[name][key] for name in names])
-              for key in ("energy", "windows", "memorisation", "freeze")}
+              for key in ("energy", "windows", "memorisation", "freeze", "unlike")}
     samples = [per_video[name]["sample"] for name in names]
     foreground = sum(metrics.as_binary(videos[name]).sum() for name in names)
     artifact_pixels = sum(float((per_video[name]["artifacts"] * metrics.as_binary(videos[name]).sum(axis=(1, 2))).sum())
@@ -318,6 +323,7 @@ def _summary(videos: dict[str, np.ndarray], per_video: dict[str, dict], levels: 
         "motion_energy_wasserstein": _wasserstein(pooled["energy"], levels.energy),
         "memorisation_mean_best_iou": float(pooled["memorisation"].mean()),
         "copied_frame_ratio": float((pooled["memorisation"] >= settings.copied_iou).mean()),
+        "unlike_frame_ratio": float(pooled["unlike"].mean()),
         "diversity": metrics.diversity([videos[name] for name in names]) if len(names) > 1 else None,
     }
     if floor:
@@ -389,18 +395,20 @@ def report_json(reference: Reference, levels: ReferenceLevels, settings: MetricS
 
 def window_series(energy: np.ndarray, freeze: np.ndarray, looping: np.ndarray, artifact_pixels: np.ndarray,
                   foreground: np.ndarray, empty: np.ndarray, copied: np.ndarray | None,
-                  measured: np.ndarray | None = None) -> dict:
+                  measured: np.ndarray | None = None, unlike: np.ndarray | None = None) -> dict:
     """One video's per-frame series, metric -> (numerator, denominator) for :func:`worst_windows`.
 
     energy, freeze: (time - 1,); looping: (loop windows,) moving and repeating an earlier window;
-    artifact_pixels, foreground, empty, copied: (time,). measured: (time,) 1 where a frame's
-    artifacts, emptiness and copying were measured (None: every frame was).
+    artifact_pixels, foreground, empty, copied, unlike: (time,). measured: (time,) 1 where a frame's
+    artifacts, emptiness, copying and pose were measured (None: every frame was).
     """
     series = {"freeze_ratio": (freeze, None), "loop_ratio": (looping, None),
               "artifact_ratio": (artifact_pixels, foreground), "empty_frame_ratio": (empty, measured),
               "motion_energy": (energy, None)}
     if copied is not None:
         series["copied_frame_ratio"] = (copied, measured)
+    if unlike is not None:
+        series["unlike_frame_ratio"] = (unlike, measured)
     return series
 
 
@@ -450,14 +458,15 @@ def worst_across(per_name: dict[str, dict], label: str) -> dict:
 
 def reference_worst_windows(names: list[str], frames: list[np.ndarray], energy: np.ndarray, freeze: np.ndarray,
                             loops: list[metrics.LoopResult], artifacts: metrics.ArtifactResult,
-                            memorisation: np.ndarray | None, fps: float, settings: MetricSettings) -> dict:
+                            memorisation: np.ndarray | None, unlike: np.ndarray | None, fps: float,
+                            settings: MetricSettings) -> dict:
     """Real dance's worst windows: :func:`worst_windows` on every reference clip (``frames``, named
     ``names``; windows never cross clips), the worst of all clips.
 
     energy, freeze: the clips' series concatenated; loops: one per clip. artifacts and memorisation
     were measured on the frames :func:`_even_positions` spreads over the clips (every frame of a
     reference of at most ``max_reference_frames``); a window's artifact, empty and copied shares
-    count those frames only.
+    count those frames only, as do its unlike-any-pose shares (``unlike``, measured with memorisation).
     """
     lengths = np.array([len(clip) for clip in frames])
     positions = _even_positions(int(lengths.sum()), settings.max_reference_frames)
@@ -471,6 +480,7 @@ def reference_worst_windows(names: list[str], frames: list[np.ndarray], energy: 
     pixels, foreground = spread(artifacts.per_frame * artifacts.foreground), spread(artifacts.foreground)
     empty = spread(artifacts.empty)
     copied = None if memorisation is None else spread(memorisation >= settings.copied_iou)
+    unlike = None if unlike is None else spread(unlike)
     frame_edges, energy_edges = np.cumsum([0, *lengths]), np.cumsum([0, *(lengths - 1)])
     per_clip = {}
     for index, name in enumerate(names):
@@ -480,7 +490,8 @@ def reference_worst_windows(names: list[str], frames: list[np.ndarray], energy: 
         series = window_series(energy[pairs], freeze[pairs],
                                loop.looping,
                                pixels[clip], foreground[clip], empty[clip],
-                               None if copied is None else copied[clip], measured[clip])
+                               None if copied is None else copied[clip], measured[clip],
+                               None if unlike is None else unlike[clip])
         per_clip[name] = worst_windows(series, int(lengths[index]), fps, settings, float(energy.mean()))
     return worst_across(per_clip, "clip")
 

@@ -139,15 +139,16 @@ def test_whole_body_sampling_redraws_broken_frames(run, monkeypatch):
     # a redraw never changes a step that passed: the first draws agree up to the first redraw
     first_redraw = next(index for index, value in enumerate(calls) if value > 0)
     torch.testing.assert_close(whole[:first_redraw], plain[:first_redraw])
-    # when every draw fails, each step takes retries + 1 draws and keeps the least broken
+    # when every draw fails, each step takes 2 retries + 1 draws (its redraws, then as many
+    # escapes) and keeps the least broken
     calls.clear()
     monkeypatch.setattr(dancenet.generate.WholeBody, "__call__",
                         lambda self, latents, rows: calls.append(latents.clone()) or 0.5 + float(latents[0, 0].abs()))
     dancer.retries = 3
     kept = torch.cat(list(dancer.latents(30, seed=5)))
-    assert len(calls) == 30 * 4
+    assert len(calls) == 30 * 7
     for step in range(30):
-        draws = torch.cat(calls[4 * step:4 * step + 4])
+        draws = torch.cat(calls[7 * step:7 * step + 7])
         torch.testing.assert_close(kept[step], draws[draws[:, 0].abs().argmin()])
 
 
@@ -180,7 +181,7 @@ def test_redraws_carry_only_the_kept_draws_noise(run):
     noise.state = (torch.randn(1, 8, generator=torch.Generator().manual_seed(9)),
                    torch.randn(1, params.logits.shape[-1], generator=torch.Generator().manual_seed(10)))
     start = tuple(value.clone() for value in noise.state)
-    order = iter([0.9, 0.1, 0.5])  # the second of three draws is the least broken
+    order = iter([0.9, 0.1, 0.5, 0.3, 0.2])  # the second of five draws is the least broken
     draws = []
 
     def broken(latents, rows):
@@ -188,14 +189,14 @@ def test_redraws_carry_only_the_kept_draws_noise(run):
         return next(order)
 
     next_step(model, scaler, params, state, generator, 1.0, 1.0, noise, broken, 2)
-    assert len(draws) == 3
+    assert len(draws) == 5  # the draw, 2 redraws, 2 escapes
     # each draw mixed the starting noise (and component noise) with fresh ones, never a rejected
     # draw's: replaying the same generator from the starting state gives each draw's state
-    # (redraw k of 2 at 1 - k / 2 of the correlations)
+    # (redraw k of 2 at 1 - k / 2 of the correlations; the escapes from fresh noise)
     again = torch.Generator().manual_seed(4)
     for attempt, draw in enumerate(draws):
         replay = CorrelatedNoise(0.7, 0.6)
-        replay.state, replay.loosen = tuple(value.clone() for value in start), attempt / 2
+        replay.state, replay.loosen = tuple(value.clone() for value in start), min(attempt / 2, 1.0)
         sample(params, again, 1.0, 1.0, replay)
         for replayed, drawn in zip(replay.state, draw):
             torch.testing.assert_close(replayed, drawn)
@@ -301,9 +302,12 @@ def test_redraws_in_a_batch_replace_only_the_broken_rows(run):
     torch.testing.assert_close(whole[:, 0][plain[:, 0, 0] <= 0], plain[:, 0][plain[:, 0, 0] <= 0])
 
 
-def blobs(count, seed):
-    """(count, 24, 32) bool: random blocky silhouettes, each unlike the others."""
-    cells = np.random.default_rng(seed).random((count, 6, 8)) < 0.4
+def blobs(count, seed, margin=0):
+    """(count, 24, 32) bool: random blocky silhouettes, each unlike the others; ``margin``: cells
+    of 4 px left empty at every edge, so a silhouette can move without leaving the frame."""
+    cells = np.zeros((count, 6, 8), dtype=bool)
+    cells[:, margin:6 - margin, margin:8 - margin] = \
+        np.random.default_rng(seed).random((count, 6 - 2 * margin, 8 - 2 * margin)) < 0.4
     return cells.repeat(4, axis=1).repeat(4, axis=2)
 
 
@@ -452,18 +456,60 @@ def test_copy_measure_is_evaluates_memorisation():
     assert Copies.from_frames(empty[1:]).closest(np.zeros(48, np.float32)) == 0.0
 
 
-def test_draws_that_copy_a_training_frame_are_drawn_again(monkeypatch):
-    """The copy guard: a draw whose frame copies a training frame scores as broken, the closer
-    the copy the worse; a new pose passes."""
+def test_pose_measure_is_evaluates_pose_match():
+    """How well a frame's shape matches any training frame's, wherever it stands: evaluate's
+    pose match, the same number; no poses to compare with judge nothing."""
+    from dancenet.copies import FACTOR, Copies
+    from dancenet.evaluate.metrics import downsample, pose_match
+    from dancenet.generate import Repeats
+
+    library, frames = blobs(50, 4, margin=1), blobs(8, 5)
+    frames[3] = 0
+    frames[3][:, 4:] = library[17][:, :-4]  # training frame 17, a block to the right
+    copies = Copies.from_frames(library)
+    poses = [copies.pose(Repeats.describe(frame)) for frame in frames]
+    np.testing.assert_allclose(poses, pose_match(frames, library), rtol=1e-6)
+    assert poses[3] == pytest.approx(1.0) and copies.closest(Repeats.describe(frames[3])) < 0.9
+    counts = np.rint(downsample(library, FACTOR) * FACTOR * FACTOR).astype(np.uint8)
+    np.testing.assert_allclose([Copies.from_counts(counts).pose(Repeats.describe(frame)) for frame in frames],
+                               poses, rtol=1e-6)
+    assert Copies(np.zeros((0, 48))).pose(np.ones(48)) == 1.0
+
+
+def test_draws_unlike_any_training_pose_are_drawn_again(monkeypatch):
+    """The pose guard: a draw whose shape matches no training frame's (a body melted or
+    doubled) scores as broken, the less alike the worse; a training pose danced elsewhere passes."""
     import dancenet.generate
     from dancenet.copies import Copies
     from dancenet.generate import BROKEN_SHARE, DrawCheck
 
     monkeypatch.setattr(dancenet.generate, "broken_share", lambda frame: 0.0)
-    bank = blobs(30, 6)
+    library = blobs(10, 6, margin=1)
+    moved = np.zeros_like(library[:1])
+    moved[0, 4:] = library[3, :-4]  # a training pose, one block lower: not a copy, a pose it knows
+    bank = np.concatenate([library, moved, blobs(2, 7), np.ones_like(moved)])
+    copies = Copies.from_frames(library)
+    poses = [copies.pose(dancenet.generate.Repeats.describe(frame)) for frame in bank[10:]]
+    assert poses[0] == pytest.approx(1.0) and poses[3] < poses[1] < copies.floor and poses[2] < copies.floor
+    check = DrawCheck(lambda latents: bank[latents[:, 0].long().numpy()], copies=copies)
+    scores = check(torch.tensor([[10.0, 0.0], [11.0, 0.0], [13.0, 0.0]]), torch.arange(3))
+    assert scores[0] <= BROKEN_SHARE < scores[1] < scores[2]
+
+
+def test_draws_that_copy_a_training_frame_are_drawn_again(monkeypatch):
+    """The copy guard: a draw whose frame copies a training frame scores as broken, the closer
+    the copy the worse; a known pose danced elsewhere passes."""
+    import dancenet.generate
+    from dancenet.copies import Copies
+    from dancenet.generate import BROKEN_SHARE, DrawCheck
+
+    monkeypatch.setattr(dancenet.generate, "broken_share", lambda frame: 0.0)
+    bank = blobs(30, 6, margin=1)
     near = bank[2].copy()
-    near[:2, :2] = ~near[:2, :2]  # training frame 2 with a corner changed: still a copy
+    near[4:6, 4:6] = ~near[4:6, 4:6]  # training frame 2 with a corner changed: still a copy
     bank[20] = near
+    bank[25] = 0
+    bank[25][:, 4:] = bank[5][:, :-4]  # training pose 5 a block to the right: no copy, a pose it knows
     check = DrawCheck(lambda latents: bank[latents[:, 0].long().numpy()], copies=Copies.from_frames(bank[:10]))
     scores = check(torch.tensor([[2.0, 0.0], [20.0, 0.0], [25.0, 0.0]]), torch.arange(3))
     assert scores[0] > scores[1] > BROKEN_SHARE >= scores[2]
@@ -471,9 +517,10 @@ def test_draws_that_copy_a_training_frame_are_drawn_again(monkeypatch):
 
 def test_redraws_widen_the_spread(run, monkeypatch):
     """Redraw k of R draws at 1 + REDRAW_WIDEN k / R times the spread: where the model is sure
-    of its next pose, draws at its own spread would land on it again and again."""
+    of its next pose, draws at its own spread would land on it again and again. Where all R fail,
+    R escapes draw wider still."""
     import dancenet.generate
-    from dancenet.generate import REDRAW_WIDEN, next_step
+    from dancenet.generate import ESCAPE_WIDEN, REDRAW_WIDEN, next_step
     from dancenet.motion.mdn import MixtureParameters
 
     dancer = dancenet.load(run)
@@ -484,8 +531,16 @@ def test_redraws_widen_the_spread(run, monkeypatch):
     monkeypatch.setattr(dancenet.generate, "draw", lambda *args: spreads.append(args[5]) or draw(*args))
     next_step(model, scaler, params, state, torch.Generator().manual_seed(0), 1.0, 0.5, None,
               lambda latents, rows: torch.ones(len(latents), dtype=torch.float64), 4)
-    assert spreads == pytest.approx([0.5 * (1 + REDRAW_WIDEN * k / 4) for k in range(5)])
-    assert spreads[-1] > spreads[0]
+    # every draw fails: 4 redraws, then 4 escapes wider still
+    widest = 0.5 * (1 + REDRAW_WIDEN)
+    assert spreads == pytest.approx([0.5 * (1 + REDRAW_WIDEN * k / 4) for k in range(5)] +
+                                    [widest * (1 + ESCAPE_WIDEN * k / 4) for k in range(1, 5)])
+    assert spreads[4] == pytest.approx(widest) and spreads[-1] > spreads[4]
+    spreads.clear()  # a step whose third redraw passes draws no more
+    verdicts = iter([1.0, 1.0, 1.0, 0.0])
+    next_step(model, scaler, params, state, torch.Generator().manual_seed(0), 1.0, 0.5, None,
+              lambda latents, rows: torch.tensor([next(verdicts)], dtype=torch.float64), 4)
+    assert len(spreads) == 4
 
 
 def test_motion_training_keeps_the_training_frames_generation_checks(run, tmp_path, capsys):
@@ -515,6 +570,9 @@ def test_motion_training_keeps_the_training_frames_generation_checks(run, tmp_pa
     described = [dancenet.generate.Repeats.describe(shot) for shot in filmed[::10]]
     assert min(dancer.copies.closest(one) for one in described) == pytest.approx(1.0)
     assert max(decoded_only.closest(one) for one in described) < 0.95
+    # poses are matched on the frames as filmed, as evaluate matches them
+    assert min(dancer.copies.pose(one) for one in described) == pytest.approx(1.0)
+    assert max(decoded_only.pose(one) for one in described) < 0.95
 
     def rebuilt(folder, vae_hash=dancer.vae.vae_hash):
         return load_copies(folder, "motion", dancer.metadata, vae_hash, dancer.decode, (HEIGHT, WIDTH), 7)

@@ -47,36 +47,51 @@ class Copies:
     1/``FACTOR`` resolution (``evaluate``'s memorisation measure); a frame at ``threshold``
     (``evaluate``'s copied-frame IoU) or above is a copy.
 
+    With ``poses`` (block images (n, rows, columns) of training frames, e.g. as filmed),
+    also how well a frame's shape matches any of theirs wherever it stands (:meth:`pose`,
+    ``evaluate``'s :func:`~dancenet.evaluate.metrics.pose_match`); below ``floor`` a frame is
+    unlike any pose of the footage: a body melted or doubled (docs/metrics.md, "Unlike any pose").
+
     The frames are kept feature by feature, (features, n): a silhouette covers a tenth of its
     frame, so a frame is compared on its own dancer blocks alone, reading a tenth of the library
-    (4000 frames are 25 MB, twice that with the footage as filmed; read whole for every draw,
-    4000 made generation 1.35x slower)."""
+    (4000 frames are 25 MB, twice that with the footage as filmed, three times with the poses; read
+    whole for every draw, 4000 made generation 1.35x slower)."""
 
-    def __init__(self, descriptors: np.ndarray, source: str = "frames"):
+    def __init__(self, descriptors: np.ndarray, source: str = "frames", poses: np.ndarray | None = None):
         """``source``: where :func:`load_copies` took them from: "library" (a current
         NAME.library.npz), "stale" (decoded from latents.npz past a library made for another VAE,
         dataset or held-out clips), "latents" (decoded from latents.npz: no library)."""
+        from .evaluate.metrics import UNLIKE_IOU, centre_blocks
         from .evaluate.suite import MetricSettings
 
         self.source = source
-        descriptors = np.asarray(descriptors, dtype=np.float32)
-        self.features = np.ascontiguousarray(descriptors.T)  # (features, n)
-        self.norms = np.einsum("ij,ij->i", descriptors, descriptors)
+        self.features, self.norms = _by_feature(descriptors)
         self.threshold = MetricSettings().copied_iou
+        self.floor = UNLIKE_IOU
+        if poses is not None:
+            poses = poses[np.asarray(poses).reshape(len(poses), -1).any(axis=1)]  # an empty frame is no pose
+        self.shape = None if poses is None or not len(poses) else tuple(poses.shape[1:])
+        if self.shape is not None:
+            self.pose_features, self.pose_norms = _by_feature(centre_blocks(poses).reshape(len(poses), -1))
 
     @classmethod
     def from_frames(cls, frames: np.ndarray) -> "Copies":
-        """Training frames (n, H, W), binary or 0/255."""
+        """Training frames (n, H, W), binary or 0/255 (their poses too)."""
         from .evaluate.metrics import downsample
 
-        return cls(downsample(frames, FACTOR).reshape(len(frames), -1))
+        blocks = downsample(frames, FACTOR)
+        return cls(blocks.reshape(len(frames), -1), poses=blocks)
 
     @classmethod
-    def from_counts(cls, counts: np.ndarray, source: str = "frames") -> "Copies | None":
-        """Block counts (n, rows, columns) as :func:`decode_counts` makes them; None for none."""
+    def from_counts(cls, counts: np.ndarray, source: str = "frames",
+                    poses: np.ndarray | None = None) -> "Copies | None":
+        """Block counts (n, rows, columns) as :func:`decode_counts` makes them; None for none.
+        ``poses``: block counts of the frames whose poses a frame should match (default: these)."""
         if not len(counts):
             return None
-        return cls(counts.reshape(len(counts), -1).astype(np.float32) / (FACTOR * FACTOR), source)
+        poses = counts if poses is None else poses
+        return cls(counts.reshape(len(counts), -1).astype(np.float32) / (FACTOR * FACTOR), source,
+                   poses.astype(np.float32) / (FACTOR * FACTOR))
 
     def __len__(self) -> int:
         return self.features.shape[1]
@@ -84,15 +99,38 @@ class Copies:
     def closest(self, descriptor: np.ndarray) -> float:
         """A frame's descriptor (its flat 1/``FACTOR`` downsample) -> the best soft IoU with
         any training frame (0 without any), as ``evaluate.metrics.soft_iou_matrix`` gives it."""
-        if not len(self):
-            return 0.0
-        present = np.flatnonzero(descriptor)
-        values = descriptor[present].astype(np.float32)
-        dots = values @ self.features[present]
-        union = float(values @ values) + self.norms - dots
-        with np.errstate(invalid="ignore", divide="ignore"):
-            similarity = np.where(union > 0, dots / np.maximum(union, 1e-12), 1.0)
-        return float(similarity.max())
+        return _best_soft_iou(descriptor, self.features, self.norms)
+
+    def pose(self, descriptor: np.ndarray) -> float:
+        """A frame's descriptor -> how well its shape matches the closest training pose, both
+        centred (``evaluate.metrics.pose_match``); 1 without poses to compare with (none, or only
+        empty frames: nothing to judge it by)."""
+        if self.shape is None:
+            return 1.0
+        from .evaluate.metrics import centre_blocks
+
+        centred = centre_blocks(np.asarray(descriptor, np.float32).reshape(1, *self.shape)).reshape(-1)
+        return _best_soft_iou(centred, self.pose_features, self.pose_norms)
+
+
+def _by_feature(descriptors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flat descriptors (n, features) -> (features, n) contiguous, and their squared norms (n,)."""
+    descriptors = np.asarray(descriptors, dtype=np.float32)
+    return np.ascontiguousarray(descriptors.T), np.einsum("ij,ij->i", descriptors, descriptors)
+
+
+def _best_soft_iou(descriptor: np.ndarray, features: np.ndarray, norms: np.ndarray) -> float:
+    """The best soft IoU of a flat descriptor with the columns of ``features`` (0 without any),
+    reading only the features the descriptor covers."""
+    if not features.shape[1]:
+        return 0.0
+    present = np.flatnonzero(descriptor)
+    values = descriptor[present].astype(np.float32)
+    dots = values @ features[present]
+    union = float(values @ values) + norms - dots
+    with np.errstate(invalid="ignore", divide="ignore"):
+        similarity = np.where(union > 0, dots / np.maximum(union, 1e-12), 1.0)
+    return float(similarity.max())
 
 
 def training_rows(latents, excluded: set[str], limit: int = LIBRARY_FRAMES) -> tuple[np.ndarray, list[str]]:
@@ -157,11 +195,13 @@ def _library_from_latents(run: Path, name: str, decode, batch: int) -> tuple[dic
 
 def _library_copies(library: dict, source: str) -> "Copies | None":
     """A library's decoded frames and, where it has them, the same frames as filmed, as one
-    :class:`Copies` (a draw that copies either is a copy)."""
-    counts = library["counts"]
+    :class:`Copies` (a draw that copies either is a copy). Poses are matched on the frames as
+    filmed where it has them, as ``evaluate`` matches them (else on the decoded ones): a poor VAE
+    decodes its footage poorly, and every pose of a dancer is in what she danced."""
+    counts = poses = library["counts"]
     if library.get("footage") is not None and len(counts):
-        counts = np.concatenate([counts, library["footage"]])
-    return Copies.from_counts(counts, source)
+        counts, poses = np.concatenate([counts, library["footage"]]), library["footage"]
+    return Copies.from_counts(counts, source, poses)
 
 
 def write_library(run: str | os.PathLike, name: str, decode: Callable[[torch.Tensor], np.ndarray],

@@ -78,9 +78,11 @@ def register(commands, train_commands, common) -> None:
 def add_retries_argument(parser) -> None:
     """``--retries`` (whole-body sampling), shared by generate and evaluate."""
     parser.add_argument("--retries", type=int, default=None, metavar="N",
-                        help="draw a frame whose body comes apart, that replays an earlier second "
-                             "of the dance or that copies a training frame, again, up to N times (default 7; "
-                             "0: keep every draw, 2x faster; dancenet-2018 models default to 0)")
+                        help="draw a frame whose body comes apart or melts into a shape unlike any "
+                             "of the footage, that replays an earlier second of the dance or that copies a "
+                             "training frame, again, up to N times, then, if all failed, up to N times more "
+                             "at wider spreads (default 7; 0: keep every draw, 2x faster; dancenet-2018 "
+                             "models default to 0)")
 
 
 def add_component_correlation_argument(parser) -> None:

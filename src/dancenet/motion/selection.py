@@ -145,7 +145,7 @@ class RolloutJudge:
         pick = train_rows[np.linspace(0, len(train_rows) - 1, min(LIBRARY_FRAMES, len(train_rows)))
                           .round().astype(np.int64)]
         library = self._decode(mean[torch.from_numpy(pick)])
-        # the copy guard of redraws, as generate's, but on decoded frames alone (no footage here)
+        # the copy and pose guards of redraws, as generate's, but on decoded frames alone (no footage here)
         self.copies = Copies.from_frames(library)
         self.settings = suite.MetricSettings()
         self.levels = suite.levels_from_frames(clips, library, True, fps, self.settings, FeatureConfig(),
@@ -159,7 +159,7 @@ class RolloutJudge:
 
     def draw_check(self, rows: int):
         """The :class:`~dancenet.generate.DrawCheck` of a batch rollout of ``rows`` dances, as
-        ``dancenet generate`` checks its draws (whole body, repeat and copy guards)."""
+        ``dancenet generate`` checks its draws (whole body, repeat, copy and pose guards)."""
         from ..generate import DrawCheck, Repeats
 
         return DrawCheck(self._decode, Repeats.for_rate(rows, self.fps), self.copies)

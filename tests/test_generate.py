@@ -154,7 +154,7 @@ def test_whole_body_sampling_redraws_broken_frames(run, monkeypatch):
 
 def test_redraws_stay_within_a_budget_of_one_per_step(run, monkeypatch):
     """A model whose every frame comes apart (an undertrained one) is slowed down at most about
-    twice by the checks, not retries + 1 times."""
+    twice by the checks, not 2 retries + 1 times."""
     from dancenet.generate import REDRAW_GRACE
 
     dancer = dancenet.load(run)
@@ -474,6 +474,7 @@ def test_pose_measure_is_evaluates_pose_match():
     np.testing.assert_allclose([Copies.from_counts(counts).pose(Repeats.describe(frame)) for frame in frames],
                                poses, rtol=1e-6)
     assert Copies(np.zeros((0, 48))).pose(np.ones(48)) == 1.0
+    assert copies.pose(np.zeros(48, np.float32)) == 1.0  # an empty frame is no pose (the body check counts it)
 
 
 def test_draws_unlike_any_training_pose_are_drawn_again(monkeypatch):

@@ -138,8 +138,14 @@ def test_centring_moves_each_shape_to_the_middle():
     blocks[1, 3:5, 4:7] = 0.5  # a patch at the bottom right
     centred = metrics.centre_blocks(blocks)
     assert centred[0, 2, 3] == 1.0 and centred[0].sum() == 1.0
-    assert np.array_equal(centred[1, 1:3, 2:5], blocks[1, 3:5, 4:7]) and centred[1].sum() == blocks[1].sum()
+    assert np.array_equal(centred[1, 2:4, 2:5], blocks[1, 3:5, 4:7]) and centred[1].sum() == blocks[1].sum()
     assert not centred[2].any()  # an empty frame stays empty
+    # on an even grid too, a shape lands in one place wherever it stood (halves never round to even)
+    shape = np.zeros((6, 8), np.float32)
+    shape[1:3, 1:3] = 1.0
+    moved = np.stack([np.roll(np.roll(shape, down, axis=0), right, axis=1) for down in range(3) for right in range(4)])
+    centred = metrics.centre_blocks(moved)
+    assert all(np.array_equal(one, centred[0]) for one in centred)
 
 
 def test_pose_match_finds_a_pose_wherever_it_is_danced_and_not_a_doubled_body(dance, other_dance):
@@ -151,6 +157,12 @@ def test_pose_match_finds_a_pose_wherever_it_is_danced_and_not_a_doubled_body(da
     doubled[:, :, 20:] |= other_dance[:, :, :-20]  # two bodies run together
     assert np.median(metrics.pose_match(doubled, dance)) < metrics.UNLIKE_IOU
     assert np.median(metrics.pose_match(other_dance, dance)) > metrics.UNLIKE_IOU + 0.1
+    # an empty frame is no pose: it matches (the empty-frame ratio counts it), and empty library frames match nothing
+    empty = np.zeros_like(dance[:2])
+    assert np.array_equal(metrics.pose_match(empty, dance), [1.0, 1.0])
+    assert np.array_equal(metrics.pose_match(doubled[:3], np.concatenate([empty, dance[:0]])), [1.0] * 3)
+    np.testing.assert_array_equal(metrics.pose_match(doubled[:20], np.concatenate([empty, dance])),
+                                  metrics.pose_match(doubled[:20], dance))
 
 
 def test_frechet_distance_matches_scipy_sqrtm():

@@ -68,8 +68,8 @@ class Copies:
         self.features, self.norms = _by_feature(descriptors)
         self.threshold = MetricSettings().copied_iou
         self.floor = UNLIKE_IOU
-        if poses is not None:
-            poses = poses[np.asarray(poses).reshape(len(poses), -1).any(axis=1)]  # an empty frame is no pose
+        if poses is not None:  # an empty frame is no pose (evaluate.metrics.EMPTY_SHARE)
+            poses = poses[_shown(np.asarray(poses).reshape(len(poses), -1))]
         self.shape = None if poses is None or not len(poses) else tuple(poses.shape[1:])
         if self.shape is not None:
             self.pose_features, self.pose_norms = _by_feature(centre_blocks(poses).reshape(len(poses), -1))
@@ -103,14 +103,22 @@ class Copies:
 
     def pose(self, descriptor: np.ndarray) -> float:
         """A frame's descriptor -> how well its shape matches the closest training pose, both
-        centred (``evaluate.metrics.pose_match``); 1 without poses to compare with (none, or only
-        empty frames: nothing to judge it by)."""
-        if self.shape is None:
+        centred (``evaluate.metrics.pose_match``); 1 for an empty frame (no pose: the whole-body
+        check counts it) and without poses to compare with (none, or only empty frames)."""
+        if self.shape is None or not _shown(np.asarray(descriptor, np.float32)[None])[0]:
             return 1.0
         from .evaluate.metrics import centre_blocks
 
         centred = centre_blocks(np.asarray(descriptor, np.float32).reshape(1, *self.shape)).reshape(-1)
         return _best_soft_iou(centred, self.pose_features, self.pose_norms)
+
+
+def _shown(descriptors: np.ndarray) -> np.ndarray:
+    """Flat block descriptors (n, features), dancer share per block -> (n,) whether each frame
+    shows a dancer: at least ``EMPTY_SHARE`` of its pixels, as ``evaluate`` counts frames empty."""
+    from .evaluate.metrics import EMPTY_SHARE
+
+    return descriptors.sum(axis=1) >= EMPTY_SHARE * descriptors.shape[1]
 
 
 def _by_feature(descriptors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

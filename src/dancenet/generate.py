@@ -403,7 +403,7 @@ class DrawCheck:
 
     Within a budget: beyond ``REDRAW_GRACE`` redrawn rows, a rollout redraws at most as many rows
     as it has taken steps, so a model whose frames mostly come apart (an undertrained one) checks
-    at most about twice as many frames as it dances instead of ``retries + 1`` times as many. A
+    at most about twice as many frames as it dances instead of ``2 retries + 1`` times as many. A
     redraw over budget scores infinite (never kept) without being decoded."""
 
     def __init__(self, decode: Callable[[torch.Tensor], np.ndarray], repeats: Repeats | None = None,
@@ -434,8 +434,9 @@ class DrawCheck:
                 fault = _guarded(fault, self.repeats.similarity(row, lags), self.repeats.threshold)
             if self.copies is not None:
                 fault = _guarded(fault, self.copies.closest(descriptor), self.copies.threshold)
-                # the pose guard: a match below the floor counts as a similarity above a threshold
-                fault = _guarded(fault, -self.copies.pose(descriptor), -self.copies.floor)
+                pose = self.copies.pose(descriptor)  # the pose guard: unlike any pose below the floor
+                if pose < self.copies.floor:
+                    fault = max(fault, BROKEN_SHARE + 1e-6 + self.copies.floor - pose)
             self.pending[row, values.tobytes()] = (frame, descriptor, lags)
             scores.append(fault)
         return torch.tensor(scores, dtype=torch.float64)

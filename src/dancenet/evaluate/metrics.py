@@ -370,8 +370,9 @@ def centre_blocks(blocks: np.ndarray) -> np.ndarray:
         centre_x = blocks.sum(axis=1) @ np.arange(columns, dtype=np.float64) / mass
     moved = np.zeros_like(blocks)
     for index in np.flatnonzero(mass > 0):
-        down = int(round((rows - 1) / 2 - centre_y[index]))
-        right = int(round((columns - 1) / 2 - centre_x[index]))
+        # halves round up, never to even: a shape and the same shape a block away move alike
+        down = int(np.floor((rows - 1) / 2 - centre_y[index] + 0.5))
+        right = int(np.floor((columns - 1) / 2 - centre_x[index] + 0.5))
         source = blocks[index, max(0, -down):rows - max(0, down), max(0, -right):columns - max(0, right)]
         moved[index, max(0, down):max(0, down) + source.shape[0],
               max(0, right):max(0, right) + source.shape[1]] = source
@@ -383,14 +384,22 @@ def pose_match(frames: np.ndarray, library: np.ndarray, factor: int = 4, chunk: 
     """For each frame, the best soft IoU of its shape with any library frame's: both at
     1/``factor`` resolution and centred (:func:`centre_blocks`), so a pose danced elsewhere in
     the picture still matches. Returns (time,) float32 in [0, 1]; below ``UNLIKE_IOU`` a frame is
-    unlike any pose of the library (a body melted or doubled, or a pose the footage never had)."""
+    unlike any pose of the library (a body melted or doubled, or a pose the footage never had).
+    An empty frame (under ``EMPTY_SHARE``) is no pose: in the library it is left out, and a frame
+    scores 1 (the empty-frame ratio counts it); so does every frame against a library of none."""
     if max_library is not None and len(library) > max_library:
         library = library[np.linspace(0, len(library) - 1, max_library).round().astype(np.int64)]
+    library = as_binary(library)
+    library = library[library.sum(axis=(1, 2)) >= EMPTY_SHARE * library[0].size] if len(library) else library
+    best = np.ones(len(frames), dtype=np.float32)
+    if not len(library):
+        return best
     library = centre_blocks(downsample(library, factor)).reshape(len(library), -1)
-    best = np.zeros(len(frames), dtype=np.float32)
     for start in range(0, len(frames), chunk):
-        part = centre_blocks(downsample(frames[start:start + chunk], factor)).reshape(-1, library.shape[1])
-        best[start:start + len(part)] = soft_iou_matrix(part, library).max(axis=1)
+        part = as_binary(frames[start:start + chunk])
+        shown = part.sum(axis=(1, 2)) >= EMPTY_SHARE * part[0].size
+        blocks = centre_blocks(downsample(part[shown], factor)).reshape(-1, library.shape[1])
+        best[start + np.flatnonzero(shown)] = soft_iou_matrix(blocks, library).max(axis=1)
     return best
 
 

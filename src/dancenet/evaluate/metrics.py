@@ -340,6 +340,21 @@ def diversity(videos: list[np.ndarray]) -> float:
     return float(np.mean(values))
 
 
+def _spread_out(library: np.ndarray, max_library: int | None) -> np.ndarray:
+    """At most ``max_library`` frames of ``library``, spread evenly (consecutive frames are near
+    duplicates); all of them when they fit or ``max_library`` is None."""
+    if max_library is not None and len(library) > max_library:
+        library = library[np.linspace(0, len(library) - 1, max_library).round().astype(np.int64)]
+    return library
+
+
+def shows_dancer(frames: np.ndarray) -> np.ndarray:
+    """(time, H, W) -> (time,) bool: frames with at least ``EMPTY_SHARE`` of their pixels dancer
+    (the others are empty, as the artifact analysis counts them)."""
+    frames = as_binary(frames)
+    return frames.sum(axis=(1, 2)) >= EMPTY_SHARE * frames.shape[1] * frames.shape[2]
+
+
 def best_match_iou(frames: np.ndarray, library: np.ndarray, factor: int = 4, chunk: int = 1024,
                    max_library: int | None = 4000) -> np.ndarray:
     """For each frame, the best soft IoU with any library frame at 1/``factor`` resolution.
@@ -348,8 +363,7 @@ def best_match_iou(frames: np.ndarray, library: np.ndarray, factor: int = 4, chu
     frames are near duplicates, so a library over ``max_library`` frames is subsampled evenly.
     Returns (time,) float32 in [0, 1]; 1 means a frame copies a library frame.
     """
-    if max_library is not None and len(library) > max_library:
-        library = library[np.linspace(0, len(library) - 1, max_library).round().astype(np.int64)]
+    library = _spread_out(library, max_library)
     library = downsample(library, factor).reshape(len(library), -1)
     best = np.zeros(len(frames), dtype=np.float32)
     for start in range(0, len(frames), chunk):
@@ -387,17 +401,15 @@ def pose_match(frames: np.ndarray, library: np.ndarray, factor: int = 4, chunk: 
     unlike any pose of the library (a body melted or doubled, or a pose the footage never had).
     An empty frame (under ``EMPTY_SHARE``) is no pose: in the library it is left out, and a frame
     scores 1 (the empty-frame ratio counts it); so does every frame against a library of none."""
-    if max_library is not None and len(library) > max_library:
-        library = library[np.linspace(0, len(library) - 1, max_library).round().astype(np.int64)]
-    library = as_binary(library)
-    library = library[library.sum(axis=(1, 2)) >= EMPTY_SHARE * library[0].size] if len(library) else library
+    library = _spread_out(library, max_library)
+    library = library[shows_dancer(library)]
     best = np.ones(len(frames), dtype=np.float32)
     if not len(library):
         return best
     library = centre_blocks(downsample(library, factor)).reshape(len(library), -1)
     for start in range(0, len(frames), chunk):
-        part = as_binary(frames[start:start + chunk])
-        shown = part.sum(axis=(1, 2)) >= EMPTY_SHARE * part[0].size
+        part = frames[start:start + chunk]
+        shown = shows_dancer(part)
         blocks = centre_blocks(downsample(part[shown], factor)).reshape(-1, library.shape[1])
         best[start + np.flatnonzero(shown)] = soft_iou_matrix(blocks, library).max(axis=1)
     return best

@@ -39,7 +39,8 @@ DECODE_CHUNK = 256
 PRIME_SECONDS = 2.0
 # Whole-body sampling (docs/motion.md, "Whole-body sampling"): a step whose decoded frame puts
 # more than BROKEN_SHARE of its foreground outside the main body (evaluate's artifact measure) is
-# drawn again, up to RETRIES times, and the least broken draw is kept.
+# drawn again, up to RETRIES times, and the least broken draw is kept. A frame under it is whole,
+# and the decoder's silhouettes drop its specks (evaluate.metrics.SPECK_SHARE, the same 2%).
 RETRIES = 7
 # Redraw k of R draws at (1 + REDRAW_WIDEN k / R) times the spread, and with correlated noise at
 # (1 - k / R) of its correlation (next_step): where the model is sure of its next pose (a pose of

@@ -27,6 +27,10 @@ EMPTY_SHARE = 0.001
 # the lowest real frames are a dip and a lean-back found in one take alone (0.43-0.6); the bundle's
 # melted and doubled bodies score 0.42-0.61 (docs/metrics.md, "Unlike any pose").
 UNLIKE_IOU = 0.6
+# A frame whose pieces off the body hold at most this share of its foreground is whole: generation's
+# redraws keep it (generate.BROKEN_SHARE is the same 2%), and the silhouettes a viewer sees have those
+# specks removed (remove_specks). A frame with more has come apart and is left for the artifact ratio.
+SPECK_SHARE = 0.02
 
 
 def as_binary(frames: np.ndarray) -> np.ndarray:
@@ -298,6 +302,23 @@ def body_mask(frames: np.ndarray, gap: int | None = None) -> np.ndarray:
     frames = as_binary(frames)
     labels, _, _, body = _components(frames, default_gap(frames.shape[1]) if gap is None else gap)
     return body[labels]
+
+
+def remove_specks(frames: np.ndarray, max_share: float = SPECK_SHARE, gap: int | None = None) -> np.ndarray:
+    """Frames (time, H, W) -> bool frames without their specks: the pieces off the main body
+    (:func:`body_mask`) of each frame where together they hold at most ``max_share`` of its
+    foreground. A frame with more off its body has come apart and is returned as it is, for the
+    artifact ratio to count. The input is not modified."""
+    frames = as_binary(frames)
+    labels, sizes, frame_of, body = _components(frames, default_gap(frames.shape[1]) if gap is None else gap)
+    stray = ~body
+    stray[0] = False
+    if not stray.any():
+        return frames
+    foreground = np.bincount(frame_of[1:], weights=sizes[1:], minlength=len(frames))
+    off_body = np.bincount(frame_of[stray], weights=sizes[stray], minlength=len(frames))
+    drop = stray & (off_body <= max_share * foreground)[frame_of]
+    return frames & ~drop[labels]
 
 
 def artifact_analysis(frames: np.ndarray, gap: int | None = None, chunk: int = 256,

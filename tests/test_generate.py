@@ -746,12 +746,36 @@ def test_frames_checked_for_whole_bodies_are_reused_not_decoded_again(run, monke
     video = dancer.generate(seconds=2, seed=1)
     assert len(batches) >= 60 and set(batches) == {1}  # each draw decoded by its check, no frame again
     batches.clear()
-    expected = decode(torch.cat(list(dancer.latents(60, seed=1))))
+    expected = dancer.shown(decode(torch.cat(list(dancer.latents(60, seed=1)))))
     np.testing.assert_array_equal(video, expected)  # the same frames as decoding the dance anew
     dancer.retries = 0
     batches.clear()
     dancer.generate(seconds=2, seed=1)
     assert batches == [60]
+
+
+def test_the_video_drops_the_specks_of_whole_frames_and_shows_frames_that_came_apart(run, monkeypatch):
+    dancer = dancenet.load(run)
+    body = figure(1, 0.0)[0]
+    specked, apart = body.copy(), body.copy()
+    specked[0, 0] = specked[HEIGHT - 1, WIDTH - 1] = True  # two dots in the corners, far from her
+    apart[HEIGHT - 6:, :6] = True  # a piece off her body of 36 pixels: over 2% of her
+    assert 36 > dancenet.generate.BROKEN_SHARE * body.sum()
+    pair = np.stack([specked, apart]).astype(np.uint8) * 255
+    checked = []
+
+    def decode(latents):  # specked and apart by turns, one frame a step when checking
+        checked.append(np.resize(pair, (len(latents), HEIGHT, WIDTH)))
+        return checked[-1].copy()
+
+    monkeypatch.setattr(dancer, "decode", decode)
+    dancer.retries = 0  # one decode of the whole dance
+    video = dancer.generate(seconds=1, seed=0)
+    assert (video[0::2] == body * 255).all() and (video[1::2] == apart * 255).all()
+    dancer.retries, checked = 7, []
+    video = dancer.generate(seconds=1, seed=0)  # each draw decoded by its check: always specked
+    assert (video == body * 255).all()
+    assert all(frames[0, 0, 0] == 255 for frames in checked)  # the draws were checked as decoded
 
 
 def test_interpolation_between_strided_steps():

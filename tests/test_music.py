@@ -14,6 +14,8 @@ from dancenet.cli import main  # noqa: E402
 from dancenet.dataset import DatasetWriter  # noqa: E402
 from dancenet.errors import DancenetError  # noqa: E402
 from dancenet.evaluate import beats  # noqa: E402
+from dancenet.evaluate.metrics import artifact_analysis, remove_specks  # noqa: E402
+from dancenet.generate import BROKEN_SHARE  # noqa: E402
 from dancenet.music import load_music  # noqa: E402
 from tests.synthetic_music import RATE, click_track, drum_pattern, write_wav  # noqa: E402
 
@@ -83,6 +85,20 @@ def test_bad_audio_is_one_line(songs, tmp_path, capsys, monkeypatch):
         load_music(songs["drums90"])
     assert load_music(songs["drums90"], seconds=4.0).duration == pytest.approx(4.0, abs=0.01)
     assert not list(tmp_path.glob("out*"))  # nothing half-written
+
+
+def test_a_dance_to_music_drops_specks_as_a_plain_dance_does(dancer, songs, monkeypatch):
+    music = load_music(songs["drums130"])
+    video = dancer.generate(seconds=8.0, seed=0, music=music)
+    monkeypatch.setattr(type(dancer), "shown", staticmethod(lambda frames: frames))
+    decoded = dancer.generate(seconds=8.0, seed=0, music=music)
+
+    def specked(frames):  # frames with pieces off the body that hold at most 2% of it
+        per_frame = artifact_analysis(frames).per_frame
+        return (per_frame > 0) & (per_frame <= BROKEN_SHARE)
+
+    assert specked(decoded).any() and not specked(video).any()
+    assert np.array_equal(video, decoded * remove_specks(decoded))
 
 
 def test_the_dance_follows_the_music(dancer, songs):

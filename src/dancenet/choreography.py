@@ -143,6 +143,7 @@ def stream_to_music(dancer, music_beats: np.ndarray, frames: int, seed: int, tem
     choreography = follow_music(dancer, music_beats, frames, seed, temperature, sigma_temperature,
                                 prime, on_native_frames)
     for start in range(0, frames, dancer.decode_chunk):
-        decoded = dancer.decode(choreography.latents(start, min(frames, start + dancer.decode_chunk)))
+        latents = choreography.latents(start, min(frames, start + dancer.decode_chunk))
+        decoded = dancer.shown(dancer.decode(latents))
         for first in range(0, len(decoded), chunk):
             yield decoded[first:first + chunk]

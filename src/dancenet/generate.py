@@ -40,7 +40,7 @@ PRIME_SECONDS = 2.0
 # Whole-body sampling (docs/motion.md, "Whole-body sampling"): a step whose decoded frame puts
 # more than BROKEN_SHARE of its foreground outside the main body (evaluate's artifact measure) is
 # drawn again, up to RETRIES times, and the least broken draw is kept. A frame under it is whole,
-# and the decoder's silhouettes drop its specks (evaluate.metrics.SPECK_SHARE, the same 2%).
+# and the video drops its specks (Dancer.shown).
 RETRIES = 7
 # Redraw k of R draws at (1 + REDRAW_WIDEN k / R) times the spread, and with correlated noise at
 # (1 - k / R) of its correlation (next_step): where the model is sure of its next pose (a pose of
@@ -616,6 +616,17 @@ class Dancer:
         """latents (n, L) raw -> (n, height, width) uint8 silhouettes, 0 or 255."""
         return (self.vae.silhouettes(latents.to(self.device)).to(torch.uint8) * 255).cpu().numpy()
 
+    @staticmethod
+    def shown(frames: np.ndarray) -> np.ndarray:
+        """Decoded frames (n, H, W) uint8 -> the frames of the video: each frame that is otherwise
+        whole loses its specks, the pieces off its body when they hold at most ``BROKEN_SHARE`` of
+        it (the redraws pass such a frame; ``evaluate.metrics.remove_specks``). A frame with more has
+        come apart and is shown as it is. The draws are checked before this, as decoded, so a
+        dance is the same with or without it but for the specks."""
+        from .evaluate.metrics import remove_specks
+
+        return frames * remove_specks(frames, BROKEN_SHARE)
+
     def decode_reusing(self, latents: torch.Tensor, reuse: dict) -> np.ndarray:
         """:meth:`decode`, taking the frames that whole-body sampling already decoded for these
         latents from ``reuse`` (see :meth:`latents`), which it empties -> (n, height, width) uint8."""
@@ -654,7 +665,7 @@ class Dancer:
         reuse = {}
         for block in self.latents(self.frame_count(seconds), seed, temperature, sigma_temperature,
                                   prime, chunk=self.decode_chunk, reuse=reuse):
-            frames = self.decode_reusing(block, reuse)
+            frames = self.shown(self.decode_reusing(block, reuse))
             for first in range(0, len(frames), CHUNK):
                 yield frames[first:first + CHUNK]
 

@@ -27,9 +27,9 @@ EMPTY_SHARE = 0.001
 # the lowest real frames are a dip and a lean-back found in one take alone (0.43-0.6); the bundle's
 # melted and doubled bodies score 0.42-0.61 (docs/metrics.md, "Unlike any pose").
 UNLIKE_IOU = 0.6
-# A frame whose pieces off the body hold at most this share of its foreground is whole: generation's
-# redraws keep it (generate.BROKEN_SHARE is the same 2%), and the silhouettes a viewer sees have those
-# specks removed (remove_specks). A frame with more has come apart and is left for the artifact ratio.
+# A frame whose pieces off the body hold at most this share of its foreground is otherwise whole,
+# and remove_specks drops them: generation's redraws pass such a frame (generate.BROKEN_SHARE, the
+# same 2%), and its video shows it without them. A frame with more is left for the artifact ratio.
 SPECK_SHARE = 0.02
 
 
@@ -261,6 +261,10 @@ def default_gap(height: int) -> int:
     return max(1, int(round(height / 60)))
 
 
+_IN_FRAME = np.zeros((3, 3, 3), dtype=bool)  # 8-connected within a frame, never across frames
+_IN_FRAME[1] = True
+
+
 def _components(frames: np.ndarray, gap: int):
     """Label every frame's 8-connected components and decide which belong to the body.
 
@@ -268,9 +272,7 @@ def _components(frames: np.ndarray, gap: int):
     (count + 1,) bool); label 0 is background.
     """
     # One labelling pass over the whole stack, connecting pixels within a frame only.
-    structure = np.zeros((3, 3, 3), dtype=bool)
-    structure[1] = True
-    labels, count = ndimage.label(frames, structure=structure)
+    labels, count = ndimage.label(frames, structure=_IN_FRAME)
     sizes = np.bincount(labels.ravel(), minlength=count + 1)
     sizes[0] = 0
     frame_of = np.zeros(count + 1, dtype=np.int64)
@@ -310,15 +312,23 @@ def remove_specks(frames: np.ndarray, max_share: float = SPECK_SHARE, gap: int |
     foreground. A frame with more off its body has come apart and is returned as it is, for the
     artifact ratio to count. The input is not modified."""
     frames = as_binary(frames)
-    labels, sizes, frame_of, body = _components(frames, default_gap(frames.shape[1]) if gap is None else gap)
+    # Most frames are one piece: label them all (cheap), analyse only those in several.
+    labels, count = ndimage.label(frames, structure=_IN_FRAME)
+    frame_of = np.zeros(count + 1, dtype=np.int64)
+    frame_of[labels.reshape(len(labels), -1)] = np.arange(len(labels))[:, None]
+    several = np.flatnonzero(np.bincount(frame_of[1:], minlength=len(frames)) > 1)
+    if len(several) == 0:
+        return frames
+    part = frames[several]
+    labels, sizes, frame_of, body = _components(part, default_gap(frames.shape[1]) if gap is None else gap)
     stray = ~body
     stray[0] = False
-    if not stray.any():
-        return frames
-    foreground = np.bincount(frame_of[1:], weights=sizes[1:], minlength=len(frames))
-    off_body = np.bincount(frame_of[stray], weights=sizes[stray], minlength=len(frames))
+    foreground = np.bincount(frame_of[1:], weights=sizes[1:], minlength=len(part))
+    off_body = np.bincount(frame_of[stray], weights=sizes[stray], minlength=len(part))
     drop = stray & (off_body <= max_share * foreground)[frame_of]
-    return frames & ~drop[labels]
+    frames = frames.copy()
+    frames[several] = part & ~drop[labels]
+    return frames
 
 
 def artifact_analysis(frames: np.ndarray, gap: int | None = None, chunk: int = 256,

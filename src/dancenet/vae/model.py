@@ -330,14 +330,10 @@ class VAE(nn.Module):
 
     def silhouettes(self, latent: torch.Tensor) -> torch.Tensor:
         """latent (n, latent_size) -> (n, H, W) bool on the model's device: the decoded frames
-        binarised at 0.5, without the specks of a frame that is otherwise whole (the pieces off its
-        body, when they hold at most 2% of it: ``evaluate.metrics.remove_specks``), the silhouettes
-        a viewer sees (generation, the rollout checks, the copy guard's footage and the preview all
-        cut here)."""
-        from ..evaluate.metrics import remove_specks
-
-        decoded = self.decode(latent) > 0.5
-        return torch.from_numpy(remove_specks(decoded.cpu().numpy())).to(decoded.device)
+        binarised at 0.5 (generation, the rollout checks, the copy guard's footage and the preview
+        all cut here; a generated video then drops the specks of a frame that is otherwise whole:
+        ``generate.Dancer.shown``)."""
+        return self.decode(latent) > 0.5
 
     def forward(self, frames: torch.Tensor, generator: torch.Generator | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -39,6 +39,20 @@ def test_plan_budget_splits_the_minutes():
         plan_budget(0)
 
 
+def test_time_left_counts_the_motion_models_final_check_after_its_budget(tmp_path):
+    from dancenet.pipeline import AFTER_BUDGET_SECONDS, ESTIMATED_SECONDS, STAGES, ProgressReporter, plan_budget
+
+    state = {"minutes": 20.0, "budget": plan_budget(20),
+             "stages": {stage: {"status": "done", "seconds": 10.0} for stage in STAGES}}
+    state["stages"]["motion"] = {"status": "running", "seconds": state["budget"]["motion"]}
+    state["stages"]["evaluate"] = {"status": "pending", "seconds": 0.0}
+    reporter = ProgressReporter(tmp_path, state)
+    reporter.stage = "motion"
+    left = reporter.snapshot()["seconds_left"]  # the budget is spent; the final check and evaluation are not
+    assert left == pytest.approx(AFTER_BUDGET_SECONDS["motion"] + ESTIMATED_SECONDS["evaluate"], abs=1.0)
+    assert AFTER_BUDGET_SECONDS["motion"] >= 60
+
+
 def test_split_for_validation_cuts_few_clips_into_pieces(tmp_path, short_pipeline):
     from dancenet.dataset import Dataset
 

@@ -75,6 +75,10 @@ EVALUATE_SECONDS = 30.0
 EVALUATE_SAMPLES = 3
 # Rough seconds for the untimed stages, for the "time left" estimate before they have run.
 ESTIMATED_SECONDS = {"prepare": 20.0, "encode": 15.0, "evaluate": 60.0}
+# ... and for what a timed stage does after its budget: motion training's final check, which
+# chooses the sampling with redraws (127 s on the room stand-in of docs/pipeline.md, ~3 minutes
+# on salsa, 2-core CPU). Without it the estimate read 0:00 left for the last two minutes.
+AFTER_BUDGET_SECONDS = {"motion": 120.0}
 
 
 @dataclass
@@ -426,7 +430,8 @@ class ProgressReporter:
             planned, done = {}, {}
             for stage in STAGES:
                 entry = self.state["stages"][stage]
-                budget = self.state["budget"].get(stage, ESTIMATED_SECONDS.get(stage, 0.0))
+                budget = self.state["budget"].get(stage, ESTIMATED_SECONDS.get(stage, 0.0)) \
+                    + AFTER_BUDGET_SECONDS.get(stage, 0.0)
                 spent = entry["seconds"] + (time.monotonic() - self.stage_started
                                             if stage == self.stage and self.status == "running" else 0)
                 if entry["status"] == "done":

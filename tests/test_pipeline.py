@@ -53,6 +53,20 @@ def test_time_left_counts_the_motion_models_final_check_after_its_budget(tmp_pat
     assert AFTER_BUDGET_SECONDS["motion"] >= 60
 
 
+def test_time_left_expects_preparing_a_video_to_take_as_long_as_its_length(tmp_path):
+    from dancenet.pipeline import ESTIMATED_SECONDS, PREPARE_SECONDS_PER_VIDEO_SECOND, _prepare_estimate
+    from tests.synthetic_footage import write_video
+
+    video = write_video(tmp_path / "four.mp4", np.zeros((120, 48, 64, 3), np.uint8))  # 4 s at 30 fps
+    broken = tmp_path / "broken.mp4"
+    broken.write_text("not a video")
+    dataset = make_dataset(tmp_path / "data", clips=1, frames=30, fps=30.0)
+    base = ESTIMATED_SECONDS["prepare"]
+    assert _prepare_estimate([video]) == pytest.approx(base + 4 * PREPARE_SECONDS_PER_VIDEO_SECOND, abs=0.2)
+    assert _prepare_estimate([video, video]) == pytest.approx(base + 8 * PREPARE_SECONDS_PER_VIDEO_SECOND, abs=0.4)
+    assert _prepare_estimate([broken]) == _prepare_estimate([dataset]) == base
+
+
 def test_split_for_validation_cuts_few_clips_into_pieces(tmp_path, short_pipeline):
     from dancenet.dataset import Dataset
 

@@ -79,6 +79,8 @@ ESTIMATED_SECONDS = {"prepare": 20.0, "encode": 15.0, "evaluate": 60.0}
 # chooses the sampling with redraws (127 s on the room stand-in of docs/pipeline.md, ~3 minutes
 # on salsa, 2-core CPU). Without it the estimate read 0:00 left for the last two minutes.
 AFTER_BUDGET_SECONDS = {"motion": 120.0}
+# Preparing a video with the person segmenter: 157 s for the stand-in's 103 s (480x360, 2 cores).
+PREPARE_SECONDS_PER_VIDEO_SECOND = 1.5
 
 
 @dataclass
@@ -133,7 +135,28 @@ def _new_state(sources: Sequence[str | os.PathLike], minutes: float,
     return {"format": FORMAT, "version": 1,
             "sources": [str(path.resolve()) for path in paths],
             "source_fps": source_fps, "minutes": float(minutes), "budget": plan_budget(minutes),
+            "estimates": {"prepare": _prepare_estimate(paths)},
             "stages": {stage: {"status": "pending", "seconds": 0.0} for stage in STAGES}}
+
+
+def _prepare_estimate(paths: Sequence[Path]) -> float:
+    """Rough seconds to prepare ``paths``, for the time left: videos by their length, read from
+    their headers (one that cannot be read counts nothing here; preparing it names the problem)."""
+    import av
+
+    from .ingest import source_kind
+
+    seconds = ESTIMATED_SECONDS["prepare"]
+    for path in paths:
+        if _is_dataset(path) or source_kind(path) != "video":
+            continue
+        try:
+            with av.open(str(path)) as container:
+                duration = (container.duration or 0) / av.time_base
+        except (av.error.FFmpegError, OSError, ValueError):
+            continue
+        seconds += PREPARE_SECONDS_PER_VIDEO_SECOND * duration
+    return seconds
 
 
 def read_state(run: str | os.PathLike) -> dict | None:
@@ -430,8 +453,8 @@ class ProgressReporter:
             planned, done = {}, {}
             for stage in STAGES:
                 entry = self.state["stages"][stage]
-                budget = self.state["budget"].get(stage, ESTIMATED_SECONDS.get(stage, 0.0)) \
-                    + AFTER_BUDGET_SECONDS.get(stage, 0.0)
+                estimate = self.state.get("estimates", {}).get(stage, ESTIMATED_SECONDS.get(stage, 0.0))
+                budget = self.state["budget"].get(stage, estimate) + AFTER_BUDGET_SECONDS.get(stage, 0.0)
                 spent = entry["seconds"] + (time.monotonic() - self.stage_started
                                             if stage == self.stage and self.status == "running" else 0)
                 if entry["status"] == "done":

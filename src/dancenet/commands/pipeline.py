@@ -30,10 +30,11 @@ examples:
   dancenet train data/me --out runs/me2                     # an existing dataset
 
 what --minutes buys: the budget is training time, shared by the VAE (75%) and the motion model
-(25%); preparing, encoding and the final evaluation add a minute or two. 1-3 minutes of video
-want 15-30 minutes. The run folder then holds the model, its training logs (metrics.csv,
-TensorBoard), progress.json, preview.png (real frames above the VAE's reconstructions) and
-report/index.html.
+(25%). Preparing (about 1.5 s per second of video, finding the dancer), the motion model's
+final check (about 2 minutes) and the evaluation come on top: on a 2-core machine, 103 s of
+video with --minutes 20 took 25 minutes in all. 1-3 minutes of video want 15-30 minutes.
+The run folder then holds the model, its training logs (metrics.csv, TensorBoard),
+progress.json, preview.png (real frames above the VAE's reconstructions) and report/index.html.
 
 one stage at a time instead:
   dancenet train vae DATASET --out RUN ...     (see dancenet train vae --help)

@@ -103,27 +103,31 @@ def test_nearby_fragment_is_body_and_distant_fragment_is_artifact():
 
 
 def test_specks_are_removed_from_a_whole_frame_and_a_frame_that_came_apart_is_kept(dance):
-    video = dance[:4].copy()
+    video = dance[:5].copy()  # frames 0 and 3 stay in one piece
     body = video.sum(axis=(1, 2))
-    video[0, 2:4, 2:4] = True  # a speck in a corner: 4 pixels, well under 2% of the body
-    video[1, 2:4, 2:4] = True
-    video[1, -4:-2, -4:-2] = True  # two specks
-    blob = np.zeros_like(video[2])
-    blob[2:2 + 8, 2:2 + int(np.ceil(0.03 * body[2] / 8))] = True  # 3% of the body, off it
-    video[2] |= blob
+    video[1, 2:4, 2:4] = True  # a speck in a corner: 4 pixels, well under 2% of the body
+    video[2, 2:4, 2:4] = True
+    video[2, -4:-2, -4:-2] = True  # two specks
+    blob = np.zeros_like(video[4])
+    blob[2:2 + 8, 2:2 + int(np.ceil(0.03 * body[4] / 8))] = True  # 3% of the body, off it
+    video[4] |= blob
     before = video.copy()
-    clean = metrics.remove_specks(video)
+    for given in (video, video.astype(np.uint8) * 255):
+        clean = metrics.remove_specks(given, 0.02)
+        assert clean.dtype == bool and not np.shares_memory(clean, given)
+        assert np.array_equal(clean[:4], dance[:4])  # specks gone, the bodies as they were
+        assert np.array_equal(clean[4], video[4])  # came apart: left for the artifact ratio
     assert np.array_equal(video, before)  # the input is untouched
-    assert np.array_equal(clean[:2], dance[:2])  # specks gone, the body as it was
-    assert np.array_equal(clean[2], video[2])  # came apart: left for the artifact ratio
-    assert np.array_equal(clean[3], dance[3])
-    assert metrics.artifact_analysis(clean[:2]).stray_ratio == 0
-    assert metrics.artifact_analysis(clean[2:3]).ratio > 0.02
+    assert metrics.artifact_analysis(clean[:4]).stray_ratio == 0
+    assert metrics.artifact_analysis(clean[4:]).ratio > 0.02
+    assert np.array_equal(metrics.remove_specks(video, 0.05)[4], dance[4])  # under a larger share, a speck
     near = dance[:1].copy()
     rows, columns = np.nonzero(near[0])
     near[0, rows[0] - 2, columns[0]] = True  # a pixel two above the head: within a gap of 2, body
-    assert np.array_equal(metrics.remove_specks(near, gap=2), near)
-    assert np.array_equal(metrics.remove_specks(near, gap=1), dance[:1])
+    assert np.array_equal(metrics.remove_specks(near, 0.02, gap=2), near)
+    assert np.array_equal(metrics.remove_specks(near, 0.02, gap=1), dance[:1])
+    for empty in (np.zeros((0, HEIGHT, WIDTH), bool), np.zeros((3, HEIGHT, WIDTH), np.uint8)):
+        assert np.array_equal(metrics.remove_specks(empty, 0.02), empty.astype(bool))
 
 
 def test_a_stack_scores_each_frame_as_that_frame_alone(dance):

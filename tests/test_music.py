@@ -98,7 +98,7 @@ def test_a_dance_to_music_drops_specks_as_a_plain_dance_does(dancer, songs, monk
         return (per_frame > 0) & (per_frame <= BROKEN_SHARE)
 
     assert specked(decoded).any() and not specked(video).any()
-    assert np.array_equal(video, decoded * remove_specks(decoded))
+    assert np.array_equal(video, decoded * remove_specks(decoded, BROKEN_SHARE))
 
 
 def test_the_dance_follows_the_music(dancer, songs):

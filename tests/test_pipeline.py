@@ -54,7 +54,8 @@ def test_time_left_counts_the_motion_models_final_check_after_its_budget(tmp_pat
 
 
 def test_time_left_expects_preparing_a_video_to_take_as_long_as_its_length(tmp_path):
-    from dancenet.pipeline import ESTIMATED_SECONDS, PREPARE_SECONDS_PER_VIDEO_SECOND, _prepare_estimate
+    from dancenet.pipeline import (AFTER_BUDGET_SECONDS, ESTIMATED_SECONDS, PREPARE_SECONDS_PER_VIDEO_SECOND,
+                                   ProgressReporter, _new_state, _prepare_estimate)
     from tests.synthetic_footage import write_video
 
     video = write_video(tmp_path / "four.mp4", np.zeros((120, 48, 64, 3), np.uint8))  # 4 s at 30 fps
@@ -65,6 +66,11 @@ def test_time_left_expects_preparing_a_video_to_take_as_long_as_its_length(tmp_p
     assert _prepare_estimate([video]) == pytest.approx(base + 4 * PREPARE_SECONDS_PER_VIDEO_SECOND, abs=0.2)
     assert _prepare_estimate([video, video]) == pytest.approx(base + 8 * PREPARE_SECONDS_PER_VIDEO_SECOND, abs=0.4)
     assert _prepare_estimate([broken]) == _prepare_estimate([dataset]) == base
+    state = _new_state([video], 20, None)  # a new run plans with it
+    reporter = ProgressReporter(tmp_path, state)
+    expected = (_prepare_estimate([video]) + sum(state["budget"].values()) + AFTER_BUDGET_SECONDS["motion"]
+                + ESTIMATED_SECONDS["encode"] + ESTIMATED_SECONDS["evaluate"])
+    assert reporter.snapshot()["seconds_left"] == pytest.approx(expected, abs=1.0)
 
 
 def test_split_for_validation_cuts_few_clips_into_pieces(tmp_path, short_pipeline):

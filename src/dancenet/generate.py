@@ -620,9 +620,10 @@ class Dancer:
     def shown(frames: np.ndarray) -> np.ndarray:
         """Decoded frames (n, H, W) uint8 -> the frames of the video: each frame that is otherwise
         whole loses its specks, the pieces off its body when they hold at most ``BROKEN_SHARE`` of
-        it (the redraws pass such a frame; ``evaluate.metrics.remove_specks``). A frame with more has
+        it (what the redraws let through; ``evaluate.metrics.remove_specks``). A frame with more has
         come apart and is shown as it is. The draws are checked before this, as decoded, so a
-        dance is the same with or without it but for the specks."""
+        dance is the same with or without it but for the specks. The frames between the steps of
+        a strided model are not checked, but lose their specks alike."""
         from .evaluate.metrics import remove_specks
 
         return frames * remove_specks(frames, BROKEN_SHARE)

@@ -76,7 +76,7 @@ EVALUATE_SAMPLES = 3
 # Rough seconds for the untimed stages, for the "time left" estimate before they have run.
 ESTIMATED_SECONDS = {"prepare": 20.0, "encode": 15.0, "evaluate": 60.0}
 # ... and for what a timed stage does after its budget: motion training's final check, which
-# chooses the sampling with redraws (127 s on the room stand-in of docs/pipeline.md, ~3 minutes
+# chooses the sampling with redraws (110-128 s on the room stand-in of docs/pipeline.md, ~3 minutes
 # on salsa, 2-core CPU). Without it the estimate read 0:00 left for the last two minutes.
 AFTER_BUDGET_SECONDS = {"motion": 120.0}
 # Preparing a video with the person segmenter: 157 s for the stand-in's 103 s (480x360, 2 cores).

@@ -27,10 +27,6 @@ EMPTY_SHARE = 0.001
 # the lowest real frames are a dip and a lean-back found in one take alone (0.43-0.6); the bundle's
 # melted and doubled bodies score 0.42-0.61 (docs/metrics.md, "Unlike any pose").
 UNLIKE_IOU = 0.6
-# A frame whose pieces off the body hold at most this share of its foreground is otherwise whole,
-# and remove_specks drops them: generation's redraws pass such a frame (generate.BROKEN_SHARE, the
-# same 2%), and its video shows it without them. A frame with more is left for the artifact ratio.
-SPECK_SHARE = 0.02
 
 
 def as_binary(frames: np.ndarray) -> np.ndarray:
@@ -306,14 +302,19 @@ def body_mask(frames: np.ndarray, gap: int | None = None) -> np.ndarray:
     return body[labels]
 
 
-def remove_specks(frames: np.ndarray, max_share: float = SPECK_SHARE, gap: int | None = None) -> np.ndarray:
-    """Frames (time, H, W) -> bool frames without their specks: the pieces off the main body
-    (:func:`body_mask`) of each frame where together they hold at most ``max_share`` of its
-    foreground. A frame with more off its body has come apart and is returned as it is, for the
+def remove_specks(frames: np.ndarray, max_share: float, gap: int | None = None) -> np.ndarray:
+    """Frames (time, H, W) -> a new bool array of them without their specks: the pieces off the
+    main body (:func:`body_mask`) of each frame where together they hold at most ``max_share`` of
+    its foreground (generation passes ``generate.BROKEN_SHARE``, the share its redraws let
+    through). A frame with more off its body has come apart and is returned as it is, for the
     artifact ratio to count. The input is not modified."""
-    frames = as_binary(frames)
+    given, frames = frames, as_binary(frames)
+    if frames is given:
+        frames = frames.copy()
     # Most frames are one piece: label them all (cheap), analyse only those in several.
     labels, count = ndimage.label(frames, structure=_IN_FRAME)
+    if count == 0:
+        return frames
     frame_of = np.zeros(count + 1, dtype=np.int64)
     frame_of[labels.reshape(len(labels), -1)] = np.arange(len(labels))[:, None]
     several = np.flatnonzero(np.bincount(frame_of[1:], minlength=len(frames)) > 1)
@@ -326,7 +327,6 @@ def remove_specks(frames: np.ndarray, max_share: float = SPECK_SHARE, gap: int |
     foreground = np.bincount(frame_of[1:], weights=sizes[1:], minlength=len(part))
     off_body = np.bincount(frame_of[stray], weights=sizes[stray], minlength=len(part))
     drop = stray & (off_body <= max_share * foreground)[frame_of]
-    frames = frames.copy()
     frames[several] = part & ~drop[labels]
     return frames
 

@@ -47,9 +47,9 @@ CANDIDATES = 4
 
 
 def decode_positions(dancer, latents, positions) -> np.ndarray:
-    """Decode a re-timed dance: native latents at fractional ``positions``."""
+    """Decode a re-timed dance: native latents at fractional ``positions``, as the video shows them."""
     retimed = choreography.Choreography(latents, np.clip(positions, 0, len(latents) - 1), np.zeros((0, 2)))
-    return np.concatenate([dancer.decode(retimed.latents(start, min(len(positions), start + 256)))
+    return np.concatenate([dancer.shown(dancer.decode(retimed.latents(start, min(len(positions), start + 256))))
                            for start in range(0, len(positions), 256)])
 
 

@@ -105,11 +105,12 @@ class Copies:
         """A frame's descriptor -> how well its shape matches the closest training pose, both
         centred (``evaluate.metrics.pose_match``); 1 for an empty frame (no pose: the whole-body
         check counts it) and without poses to compare with (none, or only empty frames)."""
-        if self.shape is None or not _shown(np.asarray(descriptor, np.float32)[None])[0]:
+        descriptor = np.asarray(descriptor, np.float32)
+        if self.shape is None or not _shown(descriptor[None])[0]:
             return 1.0
         from .evaluate.metrics import centre_blocks
 
-        centred = centre_blocks(np.asarray(descriptor, np.float32).reshape(1, *self.shape)).reshape(-1)
+        centred = centre_blocks(descriptor.reshape(1, *self.shape)).reshape(-1)
         return _best_soft_iou(centred, self.pose_features, self.pose_norms)
 
 

@@ -145,17 +145,18 @@ def _prepare_estimate(paths: Sequence[Path]) -> float:
     import av
 
     from .ingest import source_kind
+    from .ingest.video import open_video
 
     seconds = ESTIMATED_SECONDS["prepare"]
     for path in paths:
         if _is_dataset(path) or source_kind(path) != "video":
             continue
         try:
-            with av.open(str(path)) as container:
-                duration = (container.duration or 0) / av.time_base
-        except (av.error.FFmpegError, OSError, ValueError):
+            container, _ = open_video(path)
+        except DancenetError:
             continue
-        seconds += PREPARE_SECONDS_PER_VIDEO_SECOND * duration
+        with container:
+            seconds += PREPARE_SECONDS_PER_VIDEO_SECOND * (container.duration or 0) / av.time_base
     return seconds
 
 

@@ -302,6 +302,18 @@ def body_mask(frames: np.ndarray, gap: int | None = None) -> np.ndarray:
     return body[labels]
 
 
+def _off_body(frames: np.ndarray, gap: int):
+    """:func:`_components`, and per frame its foreground pixels and those off the body, counted
+    from component sizes (no per-pixel mask) -> (labels, frame_of, stray (count + 1,) bool,
+    foreground (time,), off_body (time,))."""
+    labels, sizes, frame_of, body = _components(frames, gap)
+    stray = ~body
+    stray[0] = False
+    foreground = np.bincount(frame_of[1:], weights=sizes[1:], minlength=len(frames))
+    off_body = np.bincount(frame_of[stray], weights=sizes[stray], minlength=len(frames))
+    return labels, frame_of, stray, foreground, off_body
+
+
 def remove_specks(frames: np.ndarray, max_share: float, gap: int | None = None) -> np.ndarray:
     """Frames (time, H, W) -> a new bool array of them without their specks: the pieces off the
     main body (:func:`body_mask`) of each frame where together they hold at most ``max_share`` of
@@ -321,11 +333,8 @@ def remove_specks(frames: np.ndarray, max_share: float, gap: int | None = None) 
     if len(several) == 0:
         return frames
     part = frames[several]
-    labels, sizes, frame_of, body = _components(part, default_gap(frames.shape[1]) if gap is None else gap)
-    stray = ~body
-    stray[0] = False
-    foreground = np.bincount(frame_of[1:], weights=sizes[1:], minlength=len(part))
-    off_body = np.bincount(frame_of[stray], weights=sizes[stray], minlength=len(part))
+    gap = default_gap(frames.shape[1]) if gap is None else gap
+    labels, frame_of, stray, foreground, off_body = _off_body(part, gap)
     drop = stray & (off_body <= max_share * foreground)[frame_of]
     frames[several] = part & ~drop[labels]
     return frames
@@ -341,12 +350,7 @@ def artifact_analysis(frames: np.ndarray, gap: int | None = None, chunk: int = 2
     artifacts = np.zeros(time, dtype=np.int64)
     for start in range(0, time, chunk):
         part = frames[start:start + chunk]
-        _, sizes, frame_of, body = _components(part, gap)
-        stray = ~body
-        stray[0] = False
-        # Count pixels per frame from component sizes: no per-pixel mask needed.
-        foreground[start:start + len(part)] = np.bincount(frame_of[1:], weights=sizes[1:], minlength=len(part))
-        artifacts[start:start + len(part)] = np.bincount(frame_of[stray], weights=sizes[stray], minlength=len(part))
+        _, _, _, foreground[start:start + len(part)], artifacts[start:start + len(part)] = _off_body(part, gap)
     total = foreground.sum()
     empty = foreground < empty_share * height * width
     return ArtifactResult(ratio=float(artifacts.sum() / total) if total else 0.0,

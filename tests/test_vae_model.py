@@ -91,7 +91,8 @@ def test_2018_preset_refuses_other_frame_sizes_and_latent_sizes():
 
 
 @pytest.mark.parametrize("bad", [dict(latent_size=0), dict(channels=()), dict(preset="huge"),
-                                 dict(normalization="layer"), dict(patch_size=0)])
+                                 dict(normalization="layer"), dict(patch_size=0),
+                                 dict(centre=True, latent_size=1), dict(centre_width=-4)])
 def test_config_is_validated_on_construction(bad):
     values = dict(height=32, width=48)
     values.update(bad)
@@ -116,6 +117,67 @@ def test_config_round_trips_through_a_dict_and_refuses_unknown_keys():
         VAEConfig.from_dict({**config.to_dict(), "learning_rate": 0.1})
     with pytest.raises(DancenetError, match="latent_size: 'eight'"):
         VAEConfig.from_dict({**config.to_dict(), "latent_size": "eight"})
+
+
+def _figure(height=32, width=64, left=20):
+    """(1, 1, H, W) float: an asymmetric figure (a body and one arm) starting at column ``left``."""
+    frame = torch.zeros(1, 1, height, width)
+    frame[..., 6:26, left:left + 4] = 1
+    frame[..., 8:10, left + 4:left + 11] = 1
+    return frame
+
+
+def test_centred_vae_draws_the_same_pose_wherever_the_dancer_stands():
+    torch.manual_seed(0)
+    config = preset_config("default", 32, 64, channels=(8, 16), latent_size=6, centre_width=32, bf16=False)
+    assert config.centre and config.window_width == 32
+    assert config.networks.width == 32 and config.networks.latent_size == 5
+    vae = VAE(config).eval()
+    here, there = _figure(left=10), _figure(left=27)
+    with torch.inference_mode():
+        (mean_here, log_var_here), (mean_there, _) = vae.encode_moments(here), vae.encode_moments(there)
+        # the pose is the same latent; only the last dimension moves, by 17 columns in units of W / 8
+        torch.testing.assert_close(mean_here[:, :-1], mean_there[:, :-1])
+        assert mean_there[0, -1] - mean_here[0, -1] == pytest.approx(17 / (64 / 8))
+        assert float(log_var_here[0, -1].exp().sqrt()) * 64 / 8 == pytest.approx(0.1)  # 0.1 px
+        drawn_here, drawn_there = vae.decode_output(mean_here), vae.decode_output(mean_there)
+        torch.testing.assert_close(drawn_there[..., 17:], drawn_here[..., :-17])
+        # outside the window around the dancer the decoder draws nothing
+        column = int(vae.centre_columns(mean_here))
+        outside = torch.ones(64, dtype=torch.bool)
+        outside[max(column - 16, 0):column + 16] = False
+        assert (torch.sigmoid(drawn_here[..., outside]) < 1e-9).all()
+        assert not (torch.sigmoid(drawn_here[..., ~outside]) < 1e-9).all()
+        # moving the last dimension by a whole number of columns moves the drawing by as many
+        moved = mean_here.clone()
+        moved[0, -1] += 5 / 8
+        torch.testing.assert_close(vae.decode_output(moved)[..., 5:], drawn_here[..., :-5])
+
+
+def test_windows_cut_and_paste_back_exactly_even_at_the_frame_edge():
+    from dancenet.vae.model import centroid_columns, cut_windows, paste_windows
+
+    frames = torch.cat([_figure(left=0), _figure(left=50), torch.zeros(1, 1, 32, 64)])
+    centres = centroid_columns(frames)
+    assert centres.tolist()[2] == 32  # an empty frame: the middle column (31.5 rounds up)
+    assert centres.tolist()[0] == round(float((frames[0, 0].sum(0) * torch.arange(64)).sum() / frames[0].sum()))
+    windows = cut_windows(frames, centres, 32)
+    assert windows.shape == (3, 1, 32, 32)
+    assert torch.equal(windows.sum(dim=(1, 2, 3)), frames.sum(dim=(1, 2, 3)))  # nothing lost
+    assert torch.equal(paste_windows(windows, centres, 64, fill=0.0), frames)
+
+
+def test_a_model_file_without_centre_is_the_uncentred_model_and_centre_needs_two_dimensions():
+    values = tiny().to_dict()
+    assert values["centre"] is True
+    old = VAEConfig.from_dict({k: v for k, v in values.items() if k not in ("centre", "centre_width")})
+    assert not old.centre and old.window_width == 48 and old.networks == old
+    with pytest.raises(DancenetError, match="latent size of at least 2"):
+        tiny(latent_size=1)
+    with pytest.raises(DancenetError, match="centre_width -1"):
+        tiny(centre_width=-1)
+    with pytest.raises(DancenetError, match="default preset"):
+        VAEConfig(preset="dancenet-2018", latent_size=128, normalization="none", centre=True)
 
 
 def test_frames_of_another_size_are_a_user_error():
@@ -207,6 +269,7 @@ def test_rng_states_round_trip_through_a_weights_only_checkpoint(tmp_path):
 
 
 def test_recipes_in_configs_match_the_preset_and_the_bundled_vae():
+    from dataclasses import replace
     from pathlib import Path
 
     from dancenet.config import to_dict
@@ -223,6 +286,10 @@ def test_recipes_in_configs_match_the_preset_and_the_bundled_vae():
     assert config == bundled.config
     recipe = to_dict(training)  # as the model file writes it (tuples as lists)
     assert {**recipe, **bundled.metadata["training"]} == recipe
+    # the centred variant: the same recipe, centred, with no sideways shift
+    centred, centred_training = load_recipe(root / "configs" / "vae-salsa-centred.yaml")
+    assert centred == replace(bundled.config, centre=True) and not preset_config("default").centre_width
+    assert centred_training == replace(training, augment_shift=0)
 
 
 @pytest.mark.parametrize("text, message", [

@@ -12,12 +12,19 @@ Two architectures share one interface (:class:`VAE`):
 
 The frame size comes from the dataset: the default model pads frames internally to a multiple of
 its total downsampling factor and crops the output back; the 2018 model needs 120x208.
+
+**Centred** (``centre: true``, the ``default`` preset since 2026-12-01): the default model sees
+each frame cut to a window ``centre_width`` columns wide around the dancer's centroid, and the
+latent's last dimension is where that centroid lies in the frame, exactly (a posterior a tenth of
+a pixel wide). The decoder draws the dancer in the window and puts the window back at that column.
+So the networks need not learn to draw every pose at every place, and run on fewer pixels: on the
+salsa takes a 96-column window of the 208 (docs/vae.md, "The dancer centred").
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -49,6 +56,11 @@ class VAEConfig:
     # bf16 (outputs in float32), and the channels-last memory layout
     bf16: bool = True
     channels_last: bool = True
+    # the dancer centred in a window of centre_width columns, her column the last latent
+    # dimension (the module docstring); centre_width 0 is the frame's width until training sets
+    # it from the data (vae/train.py: centre_width_for)
+    centre: bool = False
+    centre_width: int = 0
 
     def __post_init__(self):
         if self.preset not in PRESETS:
@@ -73,6 +85,25 @@ class VAEConfig:
         if self.normalization not in NORMALIZATIONS:
             raise DancenetError(f"normalization {self.normalization}: choose one of "
                                 f"{', '.join(NORMALIZATIONS)}")
+        if self.centre_width < 0:
+            raise DancenetError(f"centre_width {self.centre_width}: must be >= 0")
+        if self.centre and (self.preset != "default" or self.latent_size < 2):
+            raise DancenetError("centre needs the default preset and a latent size of at least 2 "
+                                "(the last dimension is the dancer's place)")
+
+    @property
+    def window_width(self) -> int:
+        """Columns the networks see: the centred window, or the whole frame."""
+        return min(self.centre_width or self.width, self.width) if self.centre else self.width
+
+    @property
+    def networks(self) -> "VAEConfig":
+        """The config the encoder and decoder are built for: the window, and the latent without
+        the place's dimension, when centred; this config otherwise."""
+        if not self.centre:
+            return self
+        return replace(self, width=self.window_width, latent_size=self.latent_size - 1,
+                       centre=False, centre_width=0)
 
     @property
     def downsampling(self) -> int:
@@ -95,9 +126,10 @@ class VAEConfig:
         return config_from_dict(cls, values, label)
 
 
-# The presets: overrides of VAEConfig's defaults (which are the ``default`` preset).
+# The presets: overrides of VAEConfig's defaults. VAEConfig's own defaults are what a model file
+# without a key meant when it was written (so ``centre`` defaults to False there).
 PRESETS = {
-    "default": {},
+    "default": {"centre": True},
     "dancenet-2018": dict(preset="dancenet-2018", latent_size=128, normalization="none",
                           bf16=False, channels_last=False),
 }
@@ -242,6 +274,52 @@ def _normalization(config: VAEConfig, channels: int) -> nn.Module:
     return nn.Identity()
 
 
+# Where the dancer is, as the latent's last dimension: her centroid's column less the frame's
+# middle, in eighths of the frame's width (so a dancer anywhere in the frame lies within +-4), and
+# a posterior this many pixels wide, narrow enough that sampling never moves her by a pixel.
+POSITION_UNITS = 8
+POSITION_STD_PIXELS = 0.1
+# What the decoder says outside the centred window: no dancer (sigmoid(-30) ~ 1e-13).
+BACKGROUND_LOGIT = -30.0
+
+
+def centroid_columns(frames: torch.Tensor) -> torch.Tensor:
+    """(n, 1, H, W) float -> (n,) int64: the column of each frame's centroid, rounded (half up);
+    the middle column for an empty frame."""
+    width = frames.shape[-1]
+    columns = frames.float().sum(dim=(1, 2))
+    mass = columns.sum(dim=1)
+    centre = columns @ torch.arange(width, dtype=torch.float32, device=frames.device) / mass.clamp(min=1e-6)
+    centre = torch.where(mass > 0, centre, torch.full_like(centre, (width - 1) / 2))
+    return torch.floor(centre + 0.5).long()
+
+
+def _window_columns(left: torch.Tensor, count: int) -> torch.Tensor:
+    return left[:, None] + torch.arange(count, device=left.device)
+
+
+def cut_windows(frames: torch.Tensor, centres: torch.Tensor, window: int) -> torch.Tensor:
+    """(n, 1, H, W), (n,) -> (n, 1, H, window): each frame's ``window`` columns around its centre
+    column (``window // 2`` to its left), zero where the window leaves the frame."""
+    n, channels, height, width = frames.shape
+    columns = _window_columns(centres - window // 2, window)
+    inside = (columns >= 0) & (columns < width)
+    index = columns.clamp(0, width - 1)[:, None, None, :].expand(n, channels, height, window)
+    return frames.gather(-1, index) * inside[:, None, None, :].to(frames.dtype)
+
+
+def paste_windows(windows: torch.Tensor, centres: torch.Tensor, width: int,
+                  fill: float = BACKGROUND_LOGIT) -> torch.Tensor:
+    """The inverse of :func:`cut_windows` for decoder output: (n, 1, H, window) -> (n, 1, H,
+    width), each window put back around its centre column, ``fill`` elsewhere."""
+    n, channels, height, window = windows.shape
+    offsets = torch.arange(width, device=windows.device)[None, :] - (centres - window // 2)[:, None]
+    inside = (offsets >= 0) & (offsets < window)
+    index = offsets.clamp(0, window - 1)[:, None, None, :].expand(n, channels, height, width)
+    pasted = windows.gather(-1, index)
+    return torch.where(inside[:, None, None, :], pasted, torch.full_like(pasted, fill))
+
+
 def padded_size(config: VAEConfig) -> tuple[int, int]:
     """(height, width) rounded up to a multiple of the default model's downsampling factor."""
     factor = config.downsampling
@@ -264,7 +342,7 @@ class VAE(nn.Module):
         if config.preset == "dancenet-2018":
             self.encoder, self.decoder = Encoder2018(config), Decoder2018(config)
         else:
-            self.encoder, self.decoder = EncoderDefault(config), DecoderDefault(config)
+            self.encoder, self.decoder = EncoderDefault(config.networks), DecoderDefault(config.networks)
         if config.channels_last:
             self.to(memory_format=torch.channels_last)
         self.vae_hash = ""
@@ -310,16 +388,38 @@ class VAE(nn.Module):
 
     def encode_moments(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """frames as in :meth:`encode` -> (mean, log_var), each (n, latent_size) float32."""
+        frames = self.prepare_frames(frames)
+        if not self.config.centre:
+            with self._autocast():
+                mean, log_var = self.encoder(frames)
+            return mean.float(), log_var.float()
+        centres = centroid_columns(frames)
         with self._autocast():
-            mean, log_var = self.encoder(self.prepare_frames(frames))
-        return mean.float(), log_var.float()
+            mean, log_var = self.encoder(cut_windows(frames, centres, self.config.window_width))
+        scale = self.config.width / POSITION_UNITS
+        place = (centres.float() - (self.config.width - 1) / 2) / scale
+        spread = torch.full_like(place, 2 * math.log(POSITION_STD_PIXELS / scale))
+        return (torch.cat([mean.float(), place[:, None]], dim=1),
+                torch.cat([log_var.float(), spread[:, None]], dim=1))
+
+    def centre_columns(self, latent: torch.Tensor) -> torch.Tensor:
+        """(n, latent_size) of a centred VAE -> (n,) int64: the column the dancer is drawn
+        around, rounded from the last dimension and kept inside the frame."""
+        width = self.config.width
+        column = latent[:, -1].float() * (width / POSITION_UNITS) + (width - 1) / 2
+        return torch.floor(column + 0.5).clamp(0, width - 1).long()
 
     def decode_output(self, latent: torch.Tensor) -> torch.Tensor:
         """latent (n, latent_size) -> raw decoder output (n, 1, H, W) float32: logits for
         ``default``, probabilities for ``dancenet-2018`` (see ``decoder.outputs_logits``)."""
+        latent = latent.to(self.device, torch.float32)
+        if not self.config.centre:
+            with self._autocast():
+                output = self.decoder(latent)
+            return output.float()
         with self._autocast():
-            output = self.decoder(latent.to(self.device, torch.float32))
-        return output.float()
+            windows = self.decoder(latent[:, :-1])
+        return paste_windows(windows.float(), self.centre_columns(latent), self.config.width)
 
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
         """latent (n, latent_size) -> frames (n, H, W) float32 probabilities in [0, 1]."""
@@ -376,4 +476,4 @@ def check_frame_size(config: VAEConfig, height: int, width: int, where: str) -> 
 
 
 __all__ = ["VAE", "VAEConfig", "PRESETS", "preset_config", "build_vae", "check_frame_size", "save_vae",
-           "padded_size"]
+           "padded_size", "centroid_columns", "cut_windows", "paste_windows"]

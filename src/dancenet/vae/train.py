@@ -27,7 +27,7 @@ from ..training import (RunOptions, Stage, TrainingConfig, TrainResult, fit, mak
                         open_run, resumed_recipe)
 from .augment import augment
 from .loss import intersection_over_union, vae_loss
-from .model import PRESETS, VAE, VAEConfig, check_frame_size, save_vae
+from .model import PRESETS, VAE, VAEConfig, centroid_columns, check_frame_size, preset_config, save_vae
 
 NAME = "vae"
 
@@ -108,9 +108,13 @@ def train_vae(dataset_path: str | os.PathLike, run: str | os.PathLike, config: V
             raise input_error(dataset.path, "is not the dataset this run was trained on (its "
                                             "manifest hash differs); resume with the same dataset")
         config, training = resumed_recipe(checkpoint, VAEConfig, VAETraining, training)
-    config = config or VAEConfig(height=dataset.height, width=dataset.width)
+    config = config or preset_config("default", dataset.height, dataset.width)
     training = training or VAETraining()
     check_frame_size(config, dataset.height, dataset.width, str(dataset.path))
+    if config.centre and not config.centre_width:
+        train_clips, _ = _split(dataset, training.val_clips)
+        config = replace(config, centre_width=centre_width_for(dataset, _clip_indices(train_clips),
+                                                               config.downsampling))
     context, device = distributed.setup(device)
     try:
         stage = VAEStage(dataset, config, training, device, context)
@@ -223,6 +227,28 @@ def _noise_generator(seed: int, rank: int, step: int, device: torch.device) -> t
     generator = torch.Generator(device=device)
     generator.manual_seed((seed * 1_000_003 + rank * 7_919 + step) % (2 ** 63))
     return generator
+
+
+# Columns of room the centred window leaves beyond the widest reach of the training frames, on
+# each side: a new pose may reach a little further than any the footage holds.
+CENTRE_MARGIN = 4
+
+
+def centre_width_for(dataset: Dataset, indices: np.ndarray, multiple: int, chunk: int = 4096) -> int:
+    """The centred window's width for these frames: twice the furthest any dancer pixel lies
+    from its frame's centroid column, plus ``CENTRE_MARGIN`` a side (one fewer on the right: a
+    window of an even width has one column more left of its centre), rounded up to ``multiple``
+    and at most the frame's width. The salsa takes reach 44 columns: a window of 96."""
+    reach = 0
+    for start in range(0, len(indices), chunk):
+        frames = torch.from_numpy(dataset.frames_at(indices[start:start + chunk]))[:, None]
+        centres = centroid_columns(frames)
+        occupied = frames.sum(dim=(1, 2)) > 0  # (n, W): the columns holding some of the dancer
+        columns = torch.arange(dataset.width)[None, :]
+        distance = torch.where(occupied, (columns - centres[:, None]).abs(), torch.zeros_like(columns))
+        reach = max(reach, int(distance.max()) if len(distance) else 0)
+    width = 2 * (reach + CENTRE_MARGIN)
+    return min(-(-width // multiple) * multiple, dataset.width)
 
 
 def _clip_indices(clips) -> np.ndarray:

@@ -129,8 +129,9 @@ def _figure(height=32, width=64, left=20):
 
 def test_centred_vae_draws_the_same_pose_wherever_the_dancer_stands():
     torch.manual_seed(0)
-    config = preset_config("default", 32, 64, channels=(8, 16), latent_size=6, centre_width=32, bf16=False)
-    assert config.centre and config.window_width == 32
+    config = preset_config("default", 32, 64, channels=(8, 16), latent_size=6, centre=True,
+                           centre_width=32, bf16=False)
+    assert config.window_width == 32
     assert config.networks.width == 32 and config.networks.latent_size == 5
     vae = VAE(config).eval()
     here, there = _figure(left=10), _figure(left=27)
@@ -168,12 +169,12 @@ def test_windows_cut_and_paste_back_exactly_even_at_the_frame_edge():
 
 
 def test_a_model_file_without_centre_is_the_uncentred_model_and_centre_needs_two_dimensions():
-    values = tiny().to_dict()
-    assert values["centre"] is True
+    values = tiny(centre=True).to_dict()
+    assert values["centre"] is True and VAEConfig.from_dict(values).centre
     old = VAEConfig.from_dict({k: v for k, v in values.items() if k not in ("centre", "centre_width")})
     assert not old.centre and old.window_width == 48 and old.networks == old
     with pytest.raises(DancenetError, match="latent size of at least 2"):
-        tiny(latent_size=1)
+        tiny(centre=True, latent_size=1)
     with pytest.raises(DancenetError, match="centre_width -1"):
         tiny(centre_width=-1)
     with pytest.raises(DancenetError, match="default preset"):
@@ -288,7 +289,7 @@ def test_recipes_in_configs_match_the_preset_and_the_bundled_vae():
     assert {**recipe, **bundled.metadata["training"]} == recipe
     # the centred variant: the same recipe, centred, with no sideways shift
     centred, centred_training = load_recipe(root / "configs" / "vae-salsa-centred.yaml")
-    assert centred == replace(bundled.config, centre=True) and not preset_config("default").centre_width
+    assert centred == replace(bundled.config, centre=True) and not centred.centre_width
     assert centred_training == replace(training, augment_shift=0)
 
 

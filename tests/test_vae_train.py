@@ -53,11 +53,9 @@ def test_tiny_model_learns(dataset, tmp_path):
     header = rows[0].split(",")
     values = [dict(zip(header, row.split(","))) for row in rows[1:]]
     assert len(values) == 12 and result.stopped == "finished"
-    # (the centred model's first epoch already fits better than the whole frame's did: 832
-    # nats a frame against 1087, so its loss falls by less than half in 12 epochs: to 523)
-    assert float(values[-1]["train_loss"]) < 0.7 * float(values[0]["train_loss"])
+    assert float(values[-1]["train_loss"]) < 0.6 * float(values[0]["train_loss"])
     assert float(values[-1]["val_loss"]) < float(values[0]["val_loss"])
-    assert float(values[-1]["val_iou"]) > float(values[0]["val_iou"]) + 0.2
+    assert float(values[-1]["val_iou"]) > float(values[0]["val_iou"])
     assert (tmp_path / "run/vae-train/config.yaml").is_file()
     assert any((tmp_path / "run/vae-train/events").iterdir())
 
@@ -90,8 +88,12 @@ def test_a_centred_vae_takes_its_window_from_the_training_frames(dataset, tmp_pa
         reach = max(reach, int(np.abs(columns[profile > 0] - centre).max()))
     expected = min(-(-2 * (reach + CENTRE_MARGIN) // 8) * 8, data.width)
     assert centre_width_for(data, np.arange(len(frames)), 8) == expected < data.width
-    train_vae(dataset, tmp_path / "run", tiny_config(), recipe(epochs=1, val_clips="take2"), QUIET)
-    assert load(tmp_path / "run").config.centre_width == expected  # the held-out take2 not counted
+    result = train_vae(dataset, tmp_path / "run", tiny_config(centre=True), recipe(epochs=12, val_clips="take2"), QUIET)
+    centred = load(tmp_path / "run")
+    assert centred.config.centre_width == expected  # the held-out take2 not counted
+    # and it learns: better than the whole-frame model on the same recipe (0.55 against 0.49)
+    whole = train_vae(dataset, tmp_path / "whole", tiny_config(), recipe(epochs=12, val_clips="take2"), QUIET)
+    assert result.metrics["val_iou"] > whole.metrics["val_iou"] > 0.3
     wide = make_dataset(tmp_path / "wide", clips=1, frames=3)
     Path(wide, "frames.bin").write_bytes(np.packbits(np.ones((3, 32, 48), bool), axis=-1).tobytes())
     assert centre_width_for(Dataset(wide), np.arange(3), 8) == 48  # never wider than the frame

@@ -13,7 +13,7 @@ Two architectures share one interface (:class:`VAE`):
 The frame size comes from the dataset: the default model pads frames internally to a multiple of
 its total downsampling factor and crops the output back; the 2018 model needs 120x208.
 
-**Centred** (``centre: true``, the ``default`` preset since 2026-12-01): the default model sees
+**Centred** (``centre: true``, a recipe's choice; not yet the preset's): the default model sees
 each frame cut to a window ``centre_width`` columns wide around the dancer's centroid, and the
 latent's last dimension is where that centroid lies in the frame, exactly (a posterior a tenth of
 a pixel wide). The decoder draws the dancer in the window and puts the window back at that column.
@@ -126,10 +126,10 @@ class VAEConfig:
         return config_from_dict(cls, values, label)
 
 
-# The presets: overrides of VAEConfig's defaults. VAEConfig's own defaults are what a model file
-# without a key meant when it was written (so ``centre`` defaults to False there).
+# The presets: overrides of VAEConfig's defaults (which are the ``default`` preset). A model file
+# without a key means the field's default, so a new field defaults to what models did before it.
 PRESETS = {
-    "default": {"centre": True},
+    "default": {},
     "dancenet-2018": dict(preset="dancenet-2018", latent_size=128, normalization="none",
                           bf16=False, channels_last=False),
 }

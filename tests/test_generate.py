@@ -412,6 +412,56 @@ def test_repeats_are_told_apart_by_row(monkeypatch):
     np.testing.assert_allclose(check.repeats.similar[0][-1], expected)  # row 0's own lags
 
 
+def test_a_centred_vae_s_place_glides_where_draws_are_checked_and_read_back(run, monkeypatch):
+    """The last latent dimension of a centred VAE (the dancer's place) moves a third of the way
+    from the last kept frame's place to the drawn one, in every draw and redraw, and the model
+    reads back what is kept; the other dimensions are drawn as before."""
+    from dancenet.generate import PLACE_GLIDE, draw, rollout
+
+    dancer = dancenet.load(run)
+    model, scaler = dancer.motion, dancer.scaler
+    context = torch.from_numpy(np.load(run / "latents.npz")["mean"][:10])
+    params, _ = model(scaler.normalise(context)[None], None)
+    params = type(params)(*(value[:, -1] for value in params))
+    place = torch.tensor([0.25])
+    plain, plain_back = draw(model, scaler, params, torch.Generator().manual_seed(3), 1.0, 1.0)
+    glided, glided_back = draw(model, scaler, params, torch.Generator().manual_seed(3), 1.0, 1.0, place=place)
+    torch.testing.assert_close(glided[:, :-1], plain[:, :-1])
+    torch.testing.assert_close(glided[:, -1], place + PLACE_GLIDE * (plain[:, -1] - place))
+    torch.testing.assert_close(glided_back, scaler.normalise(glided))
+    torch.testing.assert_close(plain_back, scaler.normalise(plain))
+
+    def steps(glide, broken=None, retries=0):
+        return torch.cat(list(rollout(model, scaler, context, 90, torch.Generator().manual_seed(0),
+                                      sigma_temperature=1.0, broken=broken, retries=retries, glide=glide)))
+
+    places, next_step = [], dancenet.generate.next_step
+    monkeypatch.setattr(dancenet.generate, "next_step",
+                        lambda *args: places.append(args[-1]) or next_step(*args))
+    free, smooth = steps(False), steps(True)
+    # each step glides from the place the step before kept (the first from the context's)
+    assert places[:90] == [None] * 90
+    torch.testing.assert_close(torch.cat(places[90:]), torch.cat([context[-1:, -1], smooth[:-1, -1]]))
+    assert smooth[:, -1].diff().abs().mean() < 0.6 * free[:, -1].diff().abs().mean()  # no jumps
+    monkeypatch.undo()
+    # redraws glide too: the first step's 5 draws (1 draw, 2 redraws, 2 escapes: all judged
+    # broken) reach the check glided from the context's place, and the kept one is one of them
+    seen = {False: [], True: []}
+
+    def check_for(glide):
+        def check(latents, rows):
+            seen[glide].append(latents[:, -1].clone())
+            return torch.full((len(latents),), 0.5)
+        return check
+
+    kept = {glide: steps(glide, check_for(glide), retries=2) for glide in (False, True)}
+    start = context[-1, -1]
+    free, glided = torch.cat(seen[False][:5]), torch.cat(seen[True][:5])
+    assert len(set(free.tolist())) == 5
+    torch.testing.assert_close(glided, start + PLACE_GLIDE * (free - start))
+    assert any(torch.isclose(kept[True][0, -1], glided))
+
+
 def test_generation_redraws_a_dance_that_replays_itself(run, monkeypatch):
     """Every frame whole, a nearly still spread that settles into a loop: the repeat guard still
     draws again, and only where the last second replays an earlier one."""

@@ -63,6 +63,11 @@ ESCAPE_WIDEN = 1.0
 COMPONENT_CORRELATION = 0.0
 MAX_RETRIES = 100
 BROKEN_SHARE = 0.02
+# A centred VAE's place dimension (its last) glides: each draw's place is moved this share of the
+# way from the last kept frame's place to where the model put it, before the draw is checked and
+# read back (an exponential moving average, about the noise of a 5-frame mean). The real
+# dancer's place moves 0.4 px a frame on salsa; drawn freely it jittered (docs/vae.md).
+PLACE_GLIDE = 1 / 3
 MAX_PIECES = 16  # a frame in more pieces is broken (scored 1)
 REDRAW_GRACE = 30  # redrawn rows a rollout may take before the budget of one per step applies
 # The repeat guard (docs/motion.md, "Whole-body sampling"): a draw whose frame would make the
@@ -147,7 +152,8 @@ def rollout(model, scaler, context: torch.Tensor, frames: int, generator: torch.
             temperature: float = 1.0, sigma_temperature: float = 1.0,
             chunk: int = CHUNK, noise_correlation: float = 0.0,
             broken: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-            retries: int = 0, component_correlation: float = 0.0) -> Iterator[torch.Tensor]:
+            retries: int = 0, component_correlation: float = 0.0,
+            glide: bool = False) -> Iterator[torch.Tensor]:
     """Sample ``frames`` latents after reading ``context`` -> chunks of raw latents (n, L).
 
     model: a :class:`~dancenet.motion.model.MotionModel` in eval mode; scaler: its LatentScaler.
@@ -158,7 +164,8 @@ def rollout(model, scaler, context: torch.Tensor, frames: int, generator: torch.
     :class:`~dancenet.motion.mdn.CorrelatedNoise`; 0 = independent draws), and
     ``component_correlation`` (the same for the draws that choose the mixture component). ``broken``: a
     :class:`DrawCheck` (or any ``broken`` of :func:`next_step`); with it, a step that scores
-    above ``BROKEN_SHARE`` is drawn again up to ``retries`` times.
+    above ``BROKEN_SHARE`` is drawn again up to ``retries`` times. ``glide``: the latents are a
+    centred VAE's, whose place glides from the frame before (:func:`draw`).
     """
     from .motion.mdn import CorrelatedNoise, MixtureParameters
 
@@ -167,15 +174,16 @@ def rollout(model, scaler, context: torch.Tensor, frames: int, generator: torch.
     params = MixtureParameters(*(value[:, -1] for value in params))
     noise = CorrelatedNoise(noise_correlation, component_correlation) \
         if noise_correlation or component_correlation else None
-    done = 0
+    done, previous = 0, context[-1:]
     while done < frames:
         count = min(chunk, frames - done)
         block = torch.empty(count, config.latent_size, device=context.device)
         with single_step_kernels():
             for index in range(count):
                 raw, params, state = next_step(model, scaler, params, state, generator, temperature,
-                                               sigma_temperature, noise, broken, retries)
-                block[index] = raw[0]
+                                               sigma_temperature, noise, broken, retries,
+                                               previous[:, -1] if glide else None)
+                block[index], previous = raw[0], raw
         done += count
         yield block
 
@@ -203,9 +211,10 @@ def interpolate(steps: Iterator[torch.Tensor], previous: torch.Tensor, stride: i
 
 
 def draw(model, scaler, params, generator: torch.Generator, temperature: float, sigma_temperature,
-         noise=None) -> tuple[torch.Tensor, torch.Tensor]:
+         noise=None, place: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample the next latents from ``params`` -> (raw latents (batch, L), what the model reads
-    back)."""
+    back). ``place`` (batch,): the last kept frame's place, for a centred VAE's latents, whose
+    last dimension then glides from it (``PLACE_GLIDE``)."""
     from .motion.mdn import sample, sample_2018
 
     config = model.config
@@ -214,6 +223,9 @@ def draw(model, scaler, params, generator: torch.Generator, temperature: float, 
     else:
         value = sample(params, generator, temperature, sigma_temperature, noise)
     raw = scaler.denormalise(value)
+    if place is not None:
+        raw = torch.cat([raw[:, :-1], (place + PLACE_GLIDE * (raw[:, -1] - place))[:, None]], dim=1)
+        value = scaler.normalise(raw)
     # The 2018 generator fed its outputs back unscaled into a net trained on scaled inputs; kept
     # on purpose for the baseline.
     return raw, raw if config.feedback == "2018-unscaled" else value
@@ -222,10 +234,11 @@ def draw(model, scaler, params, generator: torch.Generator, temperature: float, 
 def next_step(model, scaler, params, state, generator: torch.Generator, temperature: float,
               sigma_temperature, noise=None,
               broken: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-              retries: int = 0):
+              retries: int = 0, place: torch.Tensor | None = None):
     """One rollout step: sample from ``params``, feed it back -> (raw latents (batch, L), the next
     mixture, the next state). ``sigma_temperature``: a float, or a (batch, 1) tensor of spreads;
-    ``noise``: the rollout's :class:`~dancenet.motion.mdn.CorrelatedNoise`, or None.
+    ``noise``: the rollout's :class:`~dancenet.motion.mdn.CorrelatedNoise`, or None; ``place``:
+    see :func:`draw` (every draw and redraw glides from it).
 
     ``broken``: (raw latents (n, L), the batch rows (n,) they were drawn for) -> (n,) how broken
     each draw is (a :class:`DrawCheck`: the share of its frame outside the main body, or more
@@ -241,7 +254,7 @@ def next_step(model, scaler, params, state, generator: torch.Generator, temperat
     noise (:func:`redraw_schedule`).
     """
     previous = noise.state if noise is not None else None
-    raw, feedback = draw(model, scaler, params, generator, temperature, sigma_temperature, noise)
+    raw, feedback = draw(model, scaler, params, generator, temperature, sigma_temperature, noise, place)
     if broken is not None and retries > 0:
         shares = torch.as_tensor(broken(raw, torch.arange(len(raw))), dtype=torch.float64).reshape(-1)
         kept = noise.state if noise is not None else None
@@ -253,7 +266,7 @@ def next_step(model, scaler, params, state, generator: torch.Generator, temperat
                 noise.state = previous  # a redraw continues from the last kept draw's noise
             with noise.loosened(loosen) if noise is not None else contextlib.nullcontext():
                 again, again_feedback = draw(model, scaler, params, generator, temperature,
-                                             sigma_temperature * widen, noise)
+                                             sigma_temperature * widen, noise, place)
             new_shares = torch.full_like(shares, math.inf)
             new_shares[bad] = torch.as_tensor(broken(again[bad], bad.nonzero()[:, 0]),
                                               dtype=torch.float64).reshape(-1)
@@ -606,7 +619,7 @@ class Dancer:
         steps = rollout(self.motion, self.scaler, context, -(-frames // stride), generator,
                         temperature, sigma_temperature, max(1, chunk // stride), self.noise_correlation,
                         WholeBody(self, reuse) if self.retries else None, self.retries,
-                        self.component_correlation_for(music))
+                        self.component_correlation_for(music), self.vae.config.centre)
         return interpolate(steps, context[-1], stride, frames) if stride > 1 else steps
 
     # ---------------------------------------------------------------------------- frames

@@ -186,14 +186,17 @@ class RolloutJudge:
         was_training = model.training
         model.eval()
         judged = self.draw_check(count) if retries else None
-        params, state = model(scaler.normalise(start_context(self.starts, generator, count))[:, None], None)
+        starts = start_context(self.starts, generator, count)
+        params, state = model(scaler.normalise(starts)[:, None], None)
         params = MixtureParameters(*(value[:, -1] for value in params))
         latents = torch.empty(count, self.frames, self.starts.shape[1], device=self.device)
+        glide = self.vae.config.centre  # a centred VAE's place glides, as in generate's rollout
         with single_step_kernels():
             for index in range(self.frames):
+                place = (latents[:, index - 1] if index else starts)[:, -1] if glide else None
                 latents[:, index], params, state = next_step(model, scaler, params, state, generator,
                                                              self.temperature, spreads, noise,
-                                                             judged, retries)
+                                                             judged, retries, place)
         model.train(was_training)
         return latents
 

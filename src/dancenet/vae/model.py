@@ -294,15 +294,11 @@ def centroid_columns(frames: torch.Tensor) -> torch.Tensor:
     return torch.floor(centre + 0.5).long()
 
 
-def _window_columns(left: torch.Tensor, count: int) -> torch.Tensor:
-    return left[:, None] + torch.arange(count, device=left.device)
-
-
 def cut_windows(frames: torch.Tensor, centres: torch.Tensor, window: int) -> torch.Tensor:
     """(n, 1, H, W), (n,) -> (n, 1, H, window): each frame's ``window`` columns around its centre
     column (``window // 2`` to its left), zero where the window leaves the frame."""
     n, channels, height, width = frames.shape
-    columns = _window_columns(centres - window // 2, window)
+    columns = (centres - window // 2)[:, None] + torch.arange(window, device=frames.device)
     inside = (columns >= 0) & (columns < width)
     index = columns.clamp(0, width - 1)[:, None, None, :].expand(n, channels, height, window)
     return frames.gather(-1, index) * inside[:, None, None, :].to(frames.dtype)

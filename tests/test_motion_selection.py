@@ -166,13 +166,15 @@ def test_selection_never_sees_the_test_clips_when_there_are_clips_to_spare():
     assert split_with_test(few, ("d",), ["d"]) == ([0, 1, 2], [3], [3])
 
 
-def run_with_vae(tmp_path, clips=6, held_out="take5"):
-    """A run holding latents and a small VAE (random weights: the judge only needs a decoder)."""
+def run_with_vae(tmp_path, clips=6, held_out="take5", centre=False):
+    """A run holding latents and a small VAE (random weights: the judge only needs a decoder);
+    ``centre``: a centred VAE, the latents' last dimension its place."""
     run = tmp_path / "run"
     run.mkdir()
     write_latents(run / "latents.npz", clips=clips)
     torch.manual_seed(0)
-    vae = VAE(vae_preset("default", 32, 48, channels=(8, 16), latent_size=6))
+    vae = VAE(vae_preset("default", 32, 48, channels=(8, 16), latent_size=6, centre=centre,
+                         centre_width=32 if centre else 0))
     save_vae(run, vae, {"fps": 30.0, "val_clips": [held_out]})
     return run
 
@@ -362,6 +364,36 @@ def test_a_run_without_validation_clips_trains_its_whole_budget(tmp_path):
     result = train_motion(run, tiny_motion(), replace(RECIPE, epochs=12, val_clips=0, patience=2), QUIET)
     assert result.stopped == "finished" and result.epoch == 12
     assert load_motion(run)[2]["selection"]["by"] == "last epoch"
+
+
+@pytest.mark.parametrize("centre", [False, True])
+def test_a_check_glides_a_centred_vae_s_place_as_generate_does(tmp_path, monkeypatch, centre):
+    """With a centred VAE, every step of a check's rollouts glides from the place its row kept the
+    step before (the first from its start's), as ``dancenet generate`` draws; with a whole-frame
+    VAE no step does."""
+    import dancenet.generate
+    from dancenet.latents import load_latents
+    from dancenet.motion.selection import RolloutJudge
+
+    run = run_with_vae(tmp_path, centre=centre)
+    train_motion(run, tiny_motion(), replace(RECIPE, epochs=1), QUIET)
+    model, scaler, metadata = load_motion(run)
+    latents = load_latents(run / "latents.npz")
+    val = [latents.clip_names.index(name) for name in metadata["val_clips"]]
+    train = [index for index in range(len(latents.clip_names)) if index not in val]
+    judge_ = RolloutJudge(run, torch.from_numpy(latents.mean), latents.clip_ranges(val), latents.clip_ranges(train),
+                          metadata["start_latents"], latents.fps, 3.0, 2.0, 2, 1.0, (1.0,), torch.device("cpu"))
+    places, next_step = [], dancenet.generate.next_step
+    monkeypatch.setattr(dancenet.generate, "next_step",
+                        lambda *args: places.append(args[-1]) or next_step(*args))
+    dances = judge_.rollouts(model, scaler, retries=2)
+    assert len(places) == dances.shape[1] == 90
+    if not centre:
+        assert places == [None] * 90
+        return
+    starts = torch.as_tensor(metadata["start_latents"], dtype=torch.float32)[:, -1]
+    assert all(torch.isclose(place, starts).any() for place in places[0])
+    torch.testing.assert_close(torch.stack(places[1:], dim=1), dances[:, :-1, -1])
 
 
 def test_a_check_dances_every_spread_with_every_noise_and_component_correlation(tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ import torch
 
 from dancenet.commands.motion import chosen_epoch
 from dancenet.generate import COMPONENT_CORRELATION
-from dancenet.latents import Latents
+from dancenet.latents import Latents, load_latents
 from dancenet.motion.batches import split_with_test
 from dancenet.motion.model import load_motion
 from dancenet.motion import mdn as selection_mdn, selection
@@ -366,13 +366,10 @@ def test_a_run_without_validation_clips_trains_its_whole_budget(tmp_path):
     assert load_motion(run)[2]["selection"]["by"] == "last epoch"
 
 
-@pytest.mark.parametrize("centre", [False, True])
-def test_a_check_glides_a_centred_vae_s_place_as_generate_does(tmp_path, monkeypatch, centre):
-    """With a centred VAE, every step of a check's rollouts glides from the place its row kept the
-    step before (the first from its start's), as ``dancenet generate`` draws; with a whole-frame
-    VAE no step does."""
-    import dancenet.generate
-    from dancenet.latents import load_latents
+def trained_judge(tmp_path, spreads, noise_correlations=(0.0,), centre=False):
+    """A run with a VAE and a motion model trained one epoch -> (run, model, scaler, metadata, a
+    :class:`RolloutJudge` of 3 s dances, 2 s scored, 2 seeds, at ``spreads`` x ``noise_correlations``
+    against the run's validation clips)."""
     from dancenet.motion.selection import RolloutJudge
 
     run = run_with_vae(tmp_path, centre=centre)
@@ -382,7 +379,19 @@ def test_a_check_glides_a_centred_vae_s_place_as_generate_does(tmp_path, monkeyp
     val = [latents.clip_names.index(name) for name in metadata["val_clips"]]
     train = [index for index in range(len(latents.clip_names)) if index not in val]
     judge_ = RolloutJudge(run, torch.from_numpy(latents.mean), latents.clip_ranges(val), latents.clip_ranges(train),
-                          metadata["start_latents"], latents.fps, 3.0, 2.0, 2, 1.0, (1.0,), torch.device("cpu"))
+                          metadata["start_latents"], latents.fps, 3.0, 2.0, 2, 1.0, spreads, torch.device("cpu"),
+                          noise_correlations)
+    return run, model, scaler, metadata, judge_
+
+
+@pytest.mark.parametrize("centre", [False, True])
+def test_a_check_glides_a_centred_vae_s_place_as_generate_does(tmp_path, monkeypatch, centre):
+    """With a centred VAE, every step of a check's rollouts glides from the place its row kept the
+    step before (the first from its start's), as ``dancenet generate`` draws; with a whole-frame
+    VAE no step does."""
+    import dancenet.generate
+
+    run, model, scaler, metadata, judge_ = trained_judge(tmp_path, (1.0,), centre=centre)
     places, next_step = [], dancenet.generate.next_step
     monkeypatch.setattr(dancenet.generate, "next_step",
                         lambda *args: places.append(args[-1]) or next_step(*args))
@@ -397,18 +406,8 @@ def test_a_check_glides_a_centred_vae_s_place_as_generate_does(tmp_path, monkeyp
 
 
 def test_a_check_dances_every_spread_with_every_noise_and_component_correlation(tmp_path, monkeypatch):
-    from dancenet.latents import load_latents
-    from dancenet.motion.selection import RolloutJudge
-
-    run = run_with_vae(tmp_path)
-    train_motion(run, tiny_motion(), replace(RECIPE, epochs=1), QUIET)
-    model, scaler, metadata = load_motion(run)
+    run, model, scaler, metadata, judge_ = trained_judge(tmp_path, (0.5, 1.0), (0.0, 0.9))
     latents = load_latents(run / "latents.npz")
-    val = [latents.clip_names.index(name) for name in metadata["val_clips"]]
-    train = [index for index in range(len(latents.clip_names)) if index not in val]
-    judge_ = RolloutJudge(run, torch.from_numpy(latents.mean), latents.clip_ranges(val), latents.clip_ranges(train),
-                          metadata["start_latents"], latents.fps, 3.0, 2.0, 2, 1.0, (0.5, 1.0), torch.device("cpu"),
-                          (0.0, 0.9))
     assert judge_.samplings == [(0.5, 0.0), (0.5, 0.9), (1.0, 0.0), (1.0, 0.9)]
     dances = judge_.rollouts(model, scaler)
     assert dances.shape == (8, 90, latents.mean.shape[1]) and torch.isfinite(dances).all()

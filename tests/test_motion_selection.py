@@ -5,6 +5,7 @@ import csv
 import math
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
@@ -41,6 +42,10 @@ def test_gates_come_first_then_the_frechet_distance_over_the_real_level():
     assert judge(summary(artifact_ratio=0.01), REAL).failed == ("artifacts",)
     assert judge(summary(motion_energy={"mean": 0.013}), REAL).failed == ("energy",)
     assert judge(summary(motion_energy={"mean": 0.007}), REAL).failed == ("energy",)
+    # held to the dancer's energy where the judge gives one, not the clip's
+    lively = judge(summary(motion_energy={"mean": 0.011}), REAL, energy_level=0.008)
+    assert lively.failed == ("energy",) and lively.scores["energy_ratio"] == pytest.approx(1.375)
+    assert judge(summary(motion_energy={"mean": 0.013}), REAL, energy_level=0.012).failed == ()
     assert judge(summary(diversity=0.3), REAL).failed == ("diversity",)
     # a jittery model with a low Frechet distance still ranks behind one that passes every gate
     jitter = judge(summary(motion_energy={"mean": 0.03}, frechet_distance=10.0), REAL)
@@ -322,7 +327,8 @@ def test_a_checkpoint_of_the_earlier_version_resumes(tmp_path):
 def test_a_run_begun_before_the_best_iou_and_frechet_gates_resumes_without_them(tmp_path):
     """A checkpoint that judged by rollout without ``select_memorisation`` goes on judging as it
     began (its kept check was ranked without those gates); a new run keeps them on resume. The
-    same for ``select_component_correlations``: a run begun before recommends the default."""
+    same for ``select_component_correlations`` (a run begun before recommends the default) and
+    ``select_dancer_energy`` (it holds the energy to the validation clip's)."""
     from dancenet.checkpoint import load_checkpoint, save_checkpoint
 
     for label, begun_before in (("old", True), ("new", False)):
@@ -336,11 +342,13 @@ def test_a_run_begun_before_the_best_iou_and_frechet_gates_resumes_without_them(
         if begun_before:
             checkpoint["training"].pop("select_memorisation")
             checkpoint["training"].pop("select_component_correlations")
+            checkpoint["training"].pop("select_dancer_energy")
             save_checkpoint(path, checkpoint)
         train_motion(run, options=RunOptions(quiet=True, resume=True))
         metadata = load_motion(run)[2]
         training = metadata["training"]
         assert training["select"] == "rollout" and training["select_memorisation"] is not begun_before
+        assert training["select_dancer_energy"] is not begun_before
         assert training["select_component_correlations"] == ([0.0] if begun_before else [0.0, 0.6])
         if begun_before:
             assert metadata["sampling"]["component_correlation"] == COMPONENT_CORRELATION
@@ -382,6 +390,40 @@ def trained_judge(tmp_path, spreads, noise_correlations=(0.0,), centre=False):
                           metadata["start_latents"], latents.fps, 3.0, 2.0, 2, 1.0, spreads, torch.device("cpu"),
                           noise_correlations)
     return run, model, scaler, metadata, judge_
+
+
+def test_a_check_holds_the_energy_to_the_dancer_s_training_clips_not_the_validation_clip(tmp_path):
+    """The energy a judge holds dances to is the decoded training clips', so training clips that
+    never move give 0 whatever the validation clip does; without ``dancer_energy`` there is none,
+    and the validation clip's own level is used."""
+    from dancenet.evaluate.metrics import motion_energy
+    from dancenet.motion.selection import RolloutJudge
+
+    run, model, scaler, metadata, judge_ = trained_judge(tmp_path, (1.0,))
+    latents = load_latents(run / "latents.npz")
+    val = [latents.clip_names.index(name) for name in metadata["val_clips"]]
+    train = [index for index in range(len(latents.clip_names)) if index not in val]
+    val_ranges, train_ranges = latents.clip_ranges(val), latents.clip_ranges(train)
+
+    def judge_of(mean, **options):
+        return RolloutJudge(run, mean, val_ranges, train_ranges, metadata["start_latents"], latents.fps,
+                            3.0, 2.0, 2, 1.0, (1.0,), torch.device("cpu"), **options)
+
+    mean = torch.from_numpy(latents.mean)
+    # a small run's library is every training frame: the energy is theirs, each clip's frames in turn
+    changes = np.concatenate([motion_energy(judge_._decode(mean[start:stop])) for start, stop in train_ranges])
+    assert len(changes) < selection.LIBRARY_FRAMES and judge_.energy == pytest.approx(changes.mean())
+    assert judge_.energy > 0
+    still = mean.clone()
+    for start, stop in train_ranges:
+        still[start:stop] = mean[start]
+    stilled = judge_of(still)
+    assert stilled.energy == 0.0
+    # the same dances: any motion is too much for a dancer who never moves, and fine for this one
+    assert stilled.check(model, scaler).scores["energy_ratio"] > 1e6 > judge_.check(model, scaler).scores["energy_ratio"]
+    assert stilled.levels.level["motion_energy"]["mean"] == pytest.approx(
+        judge_.levels.level["motion_energy"]["mean"])  # the validation clip is as it was
+    assert judge_of(mean, dancer_energy=False).energy is None
 
 
 @pytest.mark.parametrize("centre", [False, True])

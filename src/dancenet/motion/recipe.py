@@ -55,6 +55,11 @@ class MotionTraining(TrainingConfig):
     # Gate how close the dances' frames stay to the training frames (mean best IoU no higher than
     # the validation clip's own) and their Frechet distance (at most 1.5x the clip's own level).
     select_memorisation: bool = True
+    # Hold the dances' motion energy to the dancer's over all her training footage (decoded), not
+    # to the validation clip's alone: takes differ (salsa: 0.55-0.84% of the pixels change a frame),
+    # and held to a lively validation take, a check kept a sampling that danced 1.35x the test
+    # take's energy (docs/motion.md, "Selection by rollout").
+    select_dancer_energy: bool = True
     # Generation redraws broken frames (whole-body sampling: generate.RETRIES); the noise and
     # component correlations the model recommends are chosen by one more check of the kept
     # weights (at their spread) with as many redraws (0: the check that kept them chooses the

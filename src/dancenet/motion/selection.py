@@ -9,8 +9,9 @@ both sides share the VAE's blur). The rule
 that ranks two checks (docs/motion.md, "Selection by rollout"):
 
 1. fewer failed gates: freeze, loop and artifacts under their caps, motion energy 0.8-1.2x the
-   validation clip's, diversity between the seeds' dances at least 0.9x the clip's own (its first
-   half against its second), and at most 5 points more copied frames than the clip has (an
+   dancer's (over all her training footage, decoded alike: one validation clip is one take, and
+   takes differ by up to 1.5x in energy), diversity between the seeds' dances at least 0.9x the
+   clip's own (its first half against its second), and at most 5 points more copied frames than the clip has (an
    overfit model replays its training dance, which the Frechet distance would reward), and in the
    worst 10 s window of any dance artifacts under 2% and loops under 10% (plus the clip's own
    worst): a mean hides a burst a viewer sees at once; and issue 14's last two targets: the
@@ -121,9 +122,10 @@ class RolloutJudge:
                  scored_seconds: float, seeds: int, temperature: float,
                  sigma_temperatures: tuple[float, ...], device: torch.device,
                  noise_correlations: tuple[float, ...] = (0.0,), worst_window: bool = True,
-                 memorisation: bool = True):
+                 memorisation: bool = True, dancer_energy: bool = True):
         from ..evaluate import suite
         from ..evaluate.features import FeatureConfig
+        from ..evaluate.metrics import as_binary
         from ..vae.encode import load as load_vae
 
         self.vae = load_vae(run, device)
@@ -150,6 +152,15 @@ class RolloutJudge:
         self.settings = suite.MetricSettings()
         self.levels = suite.levels_from_frames(clips, library, True, fps, self.settings, FeatureConfig(),
                                                self.scored)
+        # the motion energy the dances are held to (``dancer_energy``): the dancer's over all her
+        # training footage, from each library frame and the frame after it; else the clip's own
+        self.energy = None
+        if dancer_energy:
+            followed = np.isin(pick, np.concatenate([np.arange(start, stop - 1) for start, stop in train_ranges]))
+            if not followed.any():
+                raise CannotJudge("no training clip is long enough to measure the dancer's motion energy")
+            after = self._decode(mean[torch.from_numpy(pick[followed] + 1)])
+            self.energy = float((as_binary(after) != as_binary(library[followed])).mean())
 
     @torch.no_grad()
     def _decode(self, latents: torch.Tensor) -> np.ndarray:
@@ -222,16 +233,18 @@ class RolloutJudge:
             videos = {f"seed {row}": self._decode(latents[row]) for row in rows}
             summary = suite.score_videos(videos, self.levels, self.fps, self.settings)
             checks.append(replace(judge(summary, self.levels.level, spread, correlation, self.worst_window,
-                                        self.memorisation), component_correlation=component))
+                                        self.memorisation, self.energy), component_correlation=component))
         return min(checks, key=lambda check: check.rank)
 
 
 def judge(summary: dict, real: dict, sigma_temperature: float = 1.0, noise_correlation: float = 0.0,
-          worst_window: bool = True, memorisation: bool = True) -> Check:
+          worst_window: bool = True, memorisation: bool = True, energy_level: float | None = None) -> Check:
     """Gate and rank a summary of ``evaluate``'s metrics against the real level (see the module);
     ``worst_window`` / ``memorisation`` False leave out the worst-window gates / the best-IoU and
-    Frechet gates (runs begun before they existed)."""
-    energy = summary["motion_energy"]["mean"] / max(real["motion_energy"]["mean"], 1e-12)
+    Frechet gates (runs begun before they existed); ``energy_level``: the mean motion energy the
+    dances are held to (default the real level's)."""
+    level = real["motion_energy"]["mean"] if energy_level is None else energy_level
+    energy = summary["motion_energy"]["mean"] / max(level, 1e-12)
     diversity = (summary["diversity"] / real["diversity"]
                  if summary.get("diversity") is not None and real.get("diversity") else math.nan)
     floor = real.get("frechet_distance") or 1.0
@@ -327,7 +340,8 @@ def make_judge(run: Path, latents, starts: list, val_ranges, train_ranges, train
                                 latents.fps, training.select_seconds, training.select_scored_seconds,
                                 training.select_seeds, training.generate_temperature,
                                 training.select_sigma_temperatures, device, training.select_noise_correlations,
-                                training.select_worst_window, training.select_memorisation)
+                                training.select_worst_window, training.select_memorisation,
+                                training.select_dancer_energy)
         except CannotJudge as error:
             why = str(error)
     print(f"dancenet: note: selecting the motion model by held-out NLL: {why}", file=sys.stderr)

@@ -74,10 +74,12 @@ def train_motion(run: str | Path, config: MotionConfig | None = None,
 # What checkpoints of earlier versions trained with: before selection by rollout (NLL, no weight
 # average, no early stop), before correlated noise and worst-window gates (checks drew
 # independent noise and gated the means only), before the best-IoU and Frechet gates and before
-# the final check chose a component correlation (the default one was recommended).
+# the final check chose a component correlation (the default one was recommended), and before the
+# checks held the energy to the dancer's training clips (the validation clip's).
 EARLIER_VERSION = {"select": "nll", "average_decay": None, "patience": None, "test_clips": None,
                    "select_noise_correlations": [0.0], "select_worst_window": False,
-                   "select_memorisation": False, "select_component_correlations": [0.0]}
+                   "select_memorisation": False, "select_component_correlations": [0.0],
+                   "select_dancer_energy": False}
 # A short video is a short epoch: it is memorised within a hundred or so passes (103 s of footage:
 # jittery dances at pass 98, copied ones at 147), so checks come at least this often in epochs.
 MAX_EPOCHS_BETWEEN_CHECKS = 16

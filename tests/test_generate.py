@@ -566,6 +566,30 @@ def test_draws_that_copy_a_training_frame_are_drawn_again(monkeypatch):
     assert scores[0] > scores[1] > BROKEN_SHARE >= scores[2]
 
 
+def test_the_copy_guard_redraws_a_frame_evaluate_counts_as_copied_at_the_threshold(monkeypatch):
+    """A frame whose IoU with a training frame is the copied threshold itself (19 of its 20
+    blocks: 0.95, which float32 rounds down) is a copy to evaluate, so the guard redraws it too;
+    one block fewer is not a copy to either."""
+    import dancenet.generate
+    from dancenet.copies import Copies
+    from dancenet.evaluate.metrics import best_match_iou
+    from dancenet.evaluate.suite import MetricSettings
+    from dancenet.generate import BROKEN_SHARE, DrawCheck
+
+    monkeypatch.setattr(dancenet.generate, "broken_share", lambda frame: 0.0)
+    frames = np.zeros((3, 16, 48), dtype=bool)
+    frames[0, :8, :40] = True  # the training frame: 2 x 10 blocks of 4 x 4 pixels
+    frames[1] = frames[0]
+    frames[1, 4:8, 36:40] = False  # 19 of its blocks
+    frames[2] = frames[1]
+    frames[2, 4:8, 32:36] = False  # 18
+    copied = best_match_iou(frames[1:], frames[:1]) >= MetricSettings().copied_iou  # as evaluate counts
+    assert copied.tolist() == [True, False]
+    check = DrawCheck(lambda latents: frames[latents[:, 0].long().numpy()], copies=Copies.from_frames(frames[:1]))
+    scores = check(torch.tensor([[1.0, 0.0], [2.0, 0.0]]), torch.arange(2))
+    assert scores[0] > BROKEN_SHARE >= scores[1]
+
+
 def test_redraws_widen_the_spread(run, monkeypatch):
     """Redraw k of R draws at 1 + REDRAW_WIDEN k / R times the spread: where the model is sure
     of its next pose, draws at its own spread would land on it again and again. Where all R fail,

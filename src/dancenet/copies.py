@@ -66,7 +66,9 @@ class Copies:
 
         self.source = source
         self.features, self.norms = _by_feature(descriptors)
-        self.threshold = MetricSettings().copied_iou
+        # evaluate counts a copy in float32 (its IoU at or above float32(copied_iou)); the guard
+        # compares in float64, so its threshold is that float32 value, not the decimal above it
+        self.threshold = float(np.float32(MetricSettings().copied_iou))
         self.floor = UNLIKE_IOU
         if poses is not None:  # an empty frame is no pose (evaluate.metrics.EMPTY_SHARE)
             poses = poses[_shown(np.asarray(poses).reshape(len(poses), -1))]

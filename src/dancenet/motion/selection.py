@@ -11,13 +11,14 @@ that ranks two checks (docs/motion.md, "Selection by rollout"):
 1. fewer failed gates: freeze, loop and artifacts under their caps, motion energy 0.8-1.2x the
    dancer's (over all her training footage, decoded alike: one validation clip is one take, and
    takes differ by up to 1.5x in energy), diversity between the seeds' dances at least 0.9x the
-   clip's own (its first half against its second), and at most 5 points more copied frames than the clip has (an
-   overfit model replays its training dance, which the Frechet distance would reward), and in the
-   worst 10 s window of any dance artifacts under 2% and loops under 10% (plus the clip's own
-   worst): a mean hides a burst a viewer sees at once; and issue 14's last two targets: the
-   dances' frames no closer to the training frames (mean best IoU) than the clip's own, and a
-   Frechet distance at most 1.5x the clip's own level (its first half against its second). A
-   score that could not be measured fails its gate; a gate whose level the clip lacks is left out;
+   clip's own (its first half against its second), and at most 5 points more copied frames than
+   the clip has (an overfit model replays its training dance, which the Frechet distance would
+   reward), and in the worst 10 s window of any dance artifacts under 2% and loops under 10%
+   (plus the clip's own worst): a mean hides a burst a viewer sees at once; and issue 14's last
+   two targets: the dances' frames no closer to the training frames (mean best IoU) than the
+   clip's own, and a Frechet distance at most 1.5x the clip's own level (its first half against
+   its second). A score that could not be measured fails its gate; a gate whose level the clip
+   lacks is left out;
 2. then the smaller shortfall: how far the missed gates are missed, each as a fraction of its
    bound, summed (a dance 4% short of the diversity floor beats one 13% short; a dance that stays
    closer to the training frames has a lower Frechet distance, so that must not decide between

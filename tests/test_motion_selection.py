@@ -378,18 +378,23 @@ def trained_judge(tmp_path, spreads, noise_correlations=(0.0,), centre=False):
     """A run with a VAE and a motion model trained one epoch -> (run, model, scaler, metadata, a
     :class:`RolloutJudge` of 3 s dances, 2 s scored, 2 seeds, at ``spreads`` x ``noise_correlations``
     against the run's validation clips)."""
-    from dancenet.motion.selection import RolloutJudge
-
     run = run_with_vae(tmp_path, centre=centre)
     train_motion(run, tiny_motion(), replace(RECIPE, epochs=1), QUIET)
     model, scaler, metadata = load_motion(run)
+    return run, model, scaler, metadata, judge_of(run, metadata, spreads, noise_correlations)
+
+
+def judge_of(run, metadata, spreads=(1.0,), noise_correlations=(0.0,), mean=None, **options):
+    """The :class:`RolloutJudge` of :func:`trained_judge` for a trained ``run`` (its latent means,
+    or ``mean`` in their place; ``options``: the judge's keyword options)."""
+    from dancenet.motion.selection import RolloutJudge
+
     latents = load_latents(run / "latents.npz")
     val = [latents.clip_names.index(name) for name in metadata["val_clips"]]
     train = [index for index in range(len(latents.clip_names)) if index not in val]
-    judge_ = RolloutJudge(run, torch.from_numpy(latents.mean), latents.clip_ranges(val), latents.clip_ranges(train),
-                          metadata["start_latents"], latents.fps, 3.0, 2.0, 2, 1.0, spreads, torch.device("cpu"),
-                          noise_correlations)
-    return run, model, scaler, metadata, judge_
+    mean = torch.from_numpy(latents.mean) if mean is None else mean
+    return RolloutJudge(run, mean, latents.clip_ranges(val), latents.clip_ranges(train), metadata["start_latents"],
+                        latents.fps, 3.0, 2.0, 2, 1.0, spreads, torch.device("cpu"), noise_correlations, **options)
 
 
 def test_a_check_holds_the_energy_to_the_dancer_s_training_clips_not_the_validation_clip(tmp_path):
@@ -397,18 +402,11 @@ def test_a_check_holds_the_energy_to_the_dancer_s_training_clips_not_the_validat
     never move give 0 whatever the validation clip does; without ``dancer_energy`` there is none,
     and the validation clip's own level is used."""
     from dancenet.evaluate.metrics import motion_energy
-    from dancenet.motion.selection import RolloutJudge
 
     run, model, scaler, metadata, judge_ = trained_judge(tmp_path, (1.0,))
     latents = load_latents(run / "latents.npz")
     val = [latents.clip_names.index(name) for name in metadata["val_clips"]]
-    train = [index for index in range(len(latents.clip_names)) if index not in val]
-    val_ranges, train_ranges = latents.clip_ranges(val), latents.clip_ranges(train)
-
-    def judge_of(mean, **options):
-        return RolloutJudge(run, mean, val_ranges, train_ranges, metadata["start_latents"], latents.fps,
-                            3.0, 2.0, 2, 1.0, (1.0,), torch.device("cpu"), **options)
-
+    train_ranges = latents.clip_ranges([index for index in range(len(latents.clip_names)) if index not in val])
     mean = torch.from_numpy(latents.mean)
     # a small run's library is every training frame: the energy is theirs, each clip's frames in turn
     changes = np.concatenate([motion_energy(judge_._decode(mean[start:stop])) for start, stop in train_ranges])
@@ -417,13 +415,13 @@ def test_a_check_holds_the_energy_to_the_dancer_s_training_clips_not_the_validat
     still = mean.clone()
     for start, stop in train_ranges:
         still[start:stop] = mean[start]
-    stilled = judge_of(still)
+    stilled = judge_of(run, metadata, mean=still)
     assert stilled.energy == 0.0
     # the same dances: any motion is too much for a dancer who never moves, and fine for this one
     assert stilled.check(model, scaler).scores["energy_ratio"] > 1e6 > judge_.check(model, scaler).scores["energy_ratio"]
     assert stilled.levels.level["motion_energy"]["mean"] == pytest.approx(
         judge_.levels.level["motion_energy"]["mean"])  # the validation clip is as it was
-    assert judge_of(mean, dancer_energy=False).energy is None
+    assert judge_of(run, metadata, dancer_energy=False).energy is None
 
 
 @pytest.mark.parametrize("centre", [False, True])
